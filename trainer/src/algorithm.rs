@@ -1,0 +1,204 @@
+//! The one contract every algorithm implements ([`Algorithm`]: hyperparameters → fit on channels → artifact) and the
+//! one every trained model implements ([`Predictor`]: features → SageMaker-shaped predictions).
+
+use ndarray::Array2;
+use serde_json::{json, Value};
+
+use crate::artifact::Artifact;
+use crate::data::{FeatureMatrix, TrainingInput};
+use crate::hyperparameters::{HyperparameterError, HyperparameterSpec, Hyperparameters};
+use crate::TrainError;
+
+/// A SageMaker built-in algorithm: its hyperparameter table, how it trains, and how its artifact loads.
+///
+/// Implementations register once in [`crate::algorithms::all`]; the CLI and the job runner find them by
+/// [`Algorithm::name`].
+pub trait Algorithm: Send + Sync {
+    /// The name users pass to `--algorithm`, e.g. `linear-learner`.
+    fn name(&self) -> &'static str;
+
+    /// SageMaker's hyperparameters for this algorithm: names, kinds, defaults, required-ness.
+    fn hyperparameters(&self) -> &'static [HyperparameterSpec];
+
+    /// Rules across hyperparameters (e.g. `num_classes` required for `multiclass_classifier`), checked before any
+    /// data is read.
+    fn validate(&self, _hyperparameters: &Hyperparameters) -> Result<(), HyperparameterError> {
+        Ok(())
+    }
+
+    /// The training content types this algorithm accepts, as MIME types without parameters.
+    fn content_types(&self) -> &'static [&'static str];
+
+    /// Fits a model on `input`, reporting progress and metrics through `context`.
+    fn train(
+        &self,
+        hyperparameters: &Hyperparameters,
+        input: &TrainingInput,
+        context: &mut TrainingContext,
+    ) -> Result<Artifact, TrainError>;
+
+    /// Rebuilds the trained model from its artifact, for `tern evaluate`, reference predictions and the compiler.
+    fn load(&self, artifact: &Artifact) -> Result<Box<dyn Predictor>, TrainError>;
+}
+
+/// What a model predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// Labels 0/1; `scores` has one column, the strength of belief that the label is 1.
+    BinaryClassifier,
+    /// Labels `0..num_classes`; `scores` has one column per class.
+    MulticlassClassifier { num_classes: usize },
+    /// Real-valued labels; `scores` has one column, the prediction.
+    Regressor,
+}
+
+/// The predictions of a model for a batch of rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Predictions {
+    pub task: Task,
+    /// Rows × (1 or num_classes).
+    pub scores: Array2<f32>,
+    /// The predicted class per row, for classifiers.
+    pub predicted_label: Option<Vec<f32>>,
+}
+
+impl Predictions {
+    /// The first score column: P(label = 1) for binary classifiers, the prediction for regressors.
+    pub fn score_column(&self) -> Vec<f32> {
+        self.scores.column(0).to_vec()
+    }
+
+    /// One JSON object per row in SageMaker's Linear Learner / generic supervised shape: binary
+    /// `{"score":0.4,"predicted_label":0}`, multiclass `{"score":[…],"predicted_label":2}`, regression `{"score":0.4}`.
+    pub fn to_json_records(&self) -> Vec<Value> {
+        (0..self.scores.nrows())
+            .map(|i| {
+                let row = self.scores.row(i);
+                let label = self.predicted_label.as_ref().map(|l| l[i]);
+                match (self.task, label) {
+                    (Task::MulticlassClassifier { .. }, Some(label)) => {
+                        json!({"score": row.to_vec(), "predicted_label": label as i64})
+                    }
+                    (Task::BinaryClassifier, Some(label)) => {
+                        json!({"score": row[0], "predicted_label": label as i64})
+                    }
+                    _ => json!({"score": row[0]}),
+                }
+            })
+            .collect()
+    }
+}
+
+/// A trained model, ready to predict.
+pub trait Predictor: Send + Sync {
+    /// The number of input features.
+    fn feature_dim(&self) -> usize;
+
+    /// What the model predicts.
+    fn task(&self) -> Task;
+
+    /// Predicts every row of `features` (which must have [`Predictor::feature_dim`] columns).
+    fn predict(&self, features: &FeatureMatrix) -> Result<Predictions, TrainError>;
+
+    /// One SageMaker JSON response object per row; defaults to [`Predictions::to_json_records`].
+    fn response_records(&self, predictions: &Predictions) -> Vec<Value> {
+        predictions.to_json_records()
+    }
+}
+
+/// One metric value a training run reported, e.g. `validation:objective_loss` at epoch 3.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MetricRecord {
+    pub name: String,
+    /// The 0-based epoch (or boosting round) it was measured after; `None` for a final value.
+    pub epoch: Option<usize>,
+    pub value: f64,
+}
+
+/// What an algorithm reports through while it trains: a progress bar, per-epoch metrics, log lines.
+pub struct TrainingContext {
+    quiet: bool,
+    metrics: Vec<MetricRecord>,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl TrainingContext {
+    /// A context that draws progress bars and logs to stderr unless `quiet`.
+    pub fn new(quiet: bool) -> Self {
+        TrainingContext {
+            quiet,
+            metrics: Vec::new(),
+            bar: None,
+        }
+    }
+
+    /// Starts a progress bar of `total` steps labelled `what` (hidden when quiet or stderr is not a terminal).
+    pub fn start_progress(&mut self, total: u64, what: &str) -> indicatif::ProgressBar {
+        let bar = if self.quiet {
+            indicatif::ProgressBar::hidden()
+        } else {
+            let bar = indicatif::ProgressBar::new(total);
+            let style =
+                indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix(what.to_string());
+            bar
+        };
+        self.bar = Some(bar.clone());
+        bar
+    }
+
+    /// Ends the current progress bar, leaving its last line on screen.
+    pub fn finish_progress(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish();
+        }
+    }
+
+    /// Records a metric and, unless quiet, prints it as SageMaker's built-ins do (`#metric name=value`), which is
+    /// the line automatic model tuning reads.
+    pub fn log_metric(&mut self, name: &str, epoch: Option<usize>, value: f64) {
+        self.metrics.push(MetricRecord {
+            name: name.to_string(),
+            epoch,
+            value,
+        });
+        let line = match epoch {
+            Some(epoch) => format!("#metric epoch={epoch} {name}={value:.6}"),
+            None => format!("#metric {name}={value:.6}"),
+        };
+        self.log(&line);
+    }
+
+    /// Prints an information line to stderr unless quiet, above any progress bar.
+    pub fn log(&self, line: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.bar {
+            Some(bar) if !bar.is_hidden() => bar.println(line),
+            _ => eprintln!("{line}"),
+        }
+    }
+
+    /// Every metric recorded so far, in order.
+    pub fn metrics(&self) -> &[MetricRecord] {
+        &self.metrics
+    }
+
+    /// The last value recorded for each metric name with no epoch (the final values).
+    pub fn final_metrics(&self) -> std::collections::BTreeMap<String, f64> {
+        self.metrics
+            .iter()
+            .filter(|m| m.epoch.is_none())
+            .map(|m| (m.name.clone(), m.value))
+            .collect()
+    }
+
+    /// Whether output is suppressed.
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+}

@@ -1,0 +1,30 @@
+//! tern's trainer: SageMaker's built-in algorithms behind one [`Algorithm`] trait, with SageMaker's hyperparameter
+//! names, data formats and `/opt/ml` training-job layout.
+//!
+//! ```no_run
+//! use std::collections::BTreeMap;
+//! use tern_trainer::{algorithms, data::{Channel, TrainingInput}, Hyperparameters, TrainingContext};
+//!
+//! let algorithm = algorithms::find("linear-learner").unwrap();
+//! let raw = BTreeMap::from([("predictor_type".to_string(), "binary_classifier".to_string())]);
+//! let hyperparameters = Hyperparameters::parse(algorithm.name(), algorithm.hyperparameters(), &raw).unwrap();
+//! let input = TrainingInput {
+//!     train: Channel::from_path("train", "train.csv".as_ref(), None).unwrap(),
+//!     validation: None,
+//!     test: None,
+//! };
+//! let artifact = algorithm.train(&hyperparameters, &input, &mut TrainingContext::new(true)).unwrap();
+//! artifact.write("out/model.tar.gz".as_ref()).unwrap();
+//! ```
+
+pub mod algorithm;
+pub mod algorithms;
+pub mod artifact;
+pub mod data;
+pub mod error;
+pub mod hyperparameters;
+
+pub use algorithm::{Algorithm, MetricRecord, Predictions, Predictor, Task, TrainingContext};
+pub use artifact::Artifact;
+pub use error::TrainError;
+pub use hyperparameters::{HyperparameterError, HyperparameterSpec, Hyperparameters, Kind};
