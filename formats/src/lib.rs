@@ -27,6 +27,7 @@ pub mod error;
 pub mod json;
 pub mod libsvm;
 pub mod recordio;
+mod text;
 
 pub use content_type::ContentType;
 pub use error::{FormatError, Location};
