@@ -1,10 +1,12 @@
 //! The registry: every algorithm tern trains, one folder each. Adding an algorithm is one line in [`all`].
 
+pub mod linear_learner;
+
 use crate::{Algorithm, TrainError};
 
 /// Every registered algorithm.
 pub fn all() -> &'static [&'static dyn Algorithm] {
-    &[]
+    &[&linear_learner::LinearLearner]
 }
 
 /// The algorithm called `name` (SageMaker's spelling, with `-` or `_`, any case).
