@@ -20,9 +20,12 @@
 pub mod algorithm;
 pub mod algorithms;
 pub mod artifact;
+pub mod cv;
 pub mod data;
 pub mod error;
 pub mod hyperparameters;
+pub mod metrics;
+pub mod plots;
 
 pub use algorithm::{Algorithm, MetricRecord, Predictions, Predictor, Task, TrainingContext};
 pub use artifact::Artifact;

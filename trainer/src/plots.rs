@@ -1,0 +1,367 @@
+//! Training and evaluation plots: learning curves, ROC and precision-recall curves, as SVG or PNG files.
+//!
+//! Text is drawn with DejaVu Sans, compiled into the binary (`trainer/assets/fonts/`), so plots render the same on a
+//! machine without fonts or fontconfig. The file format follows the path's extension, `.svg` or `.png`; files are
+//! written to a temporary file beside the target and renamed into place, so a failed plot leaves nothing behind.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use plotters::coord::Shift;
+use plotters::drawing::DrawingAreaErrorKind;
+use plotters::prelude::*;
+
+use crate::metrics::{PrPoint, RocPoint};
+use crate::{MetricRecord, TrainError};
+
+/// DejaVu Sans 2.37 from Debian's `fonts-dejavu-core`, under the Bitstream Vera license (DejaVu changes are public
+/// domain); the license text is `trainer/assets/fonts/LICENSE-DejaVu.txt`.
+static DEJAVU_SANS: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+
+const SIZE: (u32, u32) = (900, 640);
+
+/// Registers the bundled font as plotters' `sans-serif` family, once per process.
+fn register_font() -> Result<(), TrainError> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let registered = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, DEJAVU_SANS).is_ok()
+    });
+    if registered {
+        Ok(())
+    } else {
+        Err(TrainError::Config(
+            "plots: the bundled DejaVu Sans font could not be parsed".to_string(),
+        ))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum ImageFormat {
+    Svg,
+    Png,
+}
+
+fn image_format(path: &Path) -> Result<ImageFormat, TrainError> {
+    let extension = path
+        .extension()
+        .and_then(|extension| extension.to_str())
+        .map(str::to_ascii_lowercase);
+    match extension.as_deref() {
+        Some("svg") => Ok(ImageFormat::Svg),
+        Some("png") => Ok(ImageFormat::Png),
+        _ => Err(TrainError::Config(format!(
+            "plot file {}: the name must end in .svg or .png",
+            path.display()
+        ))),
+    }
+}
+
+type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+/// A plot that can draw itself on any plotters backend.
+trait Chart {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB>;
+}
+
+fn drawing_error<E: std::error::Error + Send + Sync>(
+    path: &Path,
+    error: DrawingAreaErrorKind<E>,
+) -> TrainError {
+    match error {
+        DrawingAreaErrorKind::BackendError(error) => TrainError::io(
+            path,
+            std::io::Error::other(format!("drawing the plot: {error}")),
+        ),
+        other => TrainError::Config(format!("plot file {}: {other}", path.display())),
+    }
+}
+
+/// Draws `chart` into `path` atomically, in the format its extension names.
+fn render(chart: &impl Chart, path: &Path) -> Result<(), TrainError> {
+    let format = image_format(path)?;
+    register_font()?;
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let suffix = match format {
+        ImageFormat::Svg => ".svg",
+        ImageFormat::Png => ".png",
+    };
+    let temporary = tempfile::Builder::new()
+        .prefix(".plot-")
+        .suffix(suffix)
+        .tempfile_in(directory)
+        .map_err(|error| TrainError::io(path, error))?;
+    match format {
+        ImageFormat::Svg => {
+            let mut svg = String::new();
+            {
+                let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+                chart
+                    .draw(&root)
+                    .map_err(|error| drawing_error(path, error))?;
+                root.present().map_err(|error| drawing_error(path, error))?;
+            }
+            std::fs::write(temporary.path(), svg).map_err(|error| TrainError::io(path, error))?;
+        }
+        ImageFormat::Png => {
+            let root = BitMapBackend::new(temporary.path(), SIZE).into_drawing_area();
+            chart
+                .draw(&root)
+                .map_err(|error| drawing_error(path, error))?;
+            root.present().map_err(|error| drawing_error(path, error))?;
+        }
+    }
+    temporary
+        .persist(path)
+        .map_err(|error| TrainError::io(path, error.error))?;
+    Ok(())
+}
+
+fn caption_font() -> FontDesc<'static> {
+    ("sans-serif", 28).into_font()
+}
+
+fn label_font() -> FontDesc<'static> {
+    ("sans-serif", 20).into_font()
+}
+
+/// A value range covering `values` with a margin, never empty.
+fn padded_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+    let (low, high) = values
+        .filter(|value| value.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), value| {
+            (low.min(value), high.max(value))
+        });
+    if low > high {
+        return 0.0..1.0;
+    }
+    let margin = if high > low {
+        (high - low) * 0.05
+    } else {
+        low.abs().max(1.0) * 0.05
+    };
+    (low - margin)..(high + margin)
+}
+
+struct LearningCurve<'a> {
+    series: Vec<(&'a str, Vec<(usize, f64)>)>,
+    title: &'a str,
+}
+
+impl Chart for LearningCurve<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        let last_epoch = self
+            .series
+            .iter()
+            .flat_map(|(_, points)| points.iter().map(|&(epoch, _)| epoch))
+            .max()
+            .unwrap_or(0);
+        let values = self
+            .series
+            .iter()
+            .flat_map(|(_, points)| points.iter().map(|&(_, value)| value));
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.title, caption_font())
+            .margin(20)
+            .x_label_area_size(60)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0f64..(last_epoch.max(1) as f64), padded_range(values))?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("value")
+            .axis_desc_style(label_font())
+            .label_style(("sans-serif", 16))
+            .draw()?;
+        for (index, (name, points)) in self.series.iter().enumerate() {
+            let color = Palette99::pick(index).to_rgba();
+            let finite: Vec<(f64, f64)> = points
+                .iter()
+                .filter(|(_, value)| value.is_finite())
+                .map(|&(epoch, value)| (epoch as f64, value))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(
+                    finite.iter().copied(),
+                    color.stroke_width(2),
+                ))?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            chart.draw_series(
+                finite
+                    .iter()
+                    .map(|&point| Circle::new(point, 3, color.filled())),
+            )?;
+        }
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 18))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()?;
+        Ok(())
+    }
+}
+
+/// Plots each metric's per-epoch values (records with `Some(epoch)`), one line per metric name, epochs on the x
+/// axis, under `title`. Writes nothing and returns `Ok` when no record has an epoch.
+///
+/// # Errors
+/// [`TrainError::Config`] when `path` does not end in `.svg` or `.png`; [`TrainError::Io`] when the file cannot be
+/// written.
+pub fn plot_learning_curve(
+    metrics: &[MetricRecord],
+    title: &str,
+    path: &Path,
+) -> Result<(), TrainError> {
+    image_format(path)?;
+    let mut order: Vec<&str> = Vec::new();
+    let mut by_name: BTreeMap<&str, Vec<(usize, f64)>> = BTreeMap::new();
+    for record in metrics {
+        if let Some(epoch) = record.epoch {
+            let points = by_name.entry(record.name.as_str()).or_insert_with(|| {
+                order.push(record.name.as_str());
+                Vec::new()
+            });
+            points.push((epoch, record.value));
+        }
+    }
+    if order.is_empty() {
+        return Ok(());
+    }
+    let series = order
+        .into_iter()
+        .map(|name| {
+            let mut points = by_name.remove(name).unwrap_or_default();
+            points.sort_by_key(|&(epoch, _)| epoch);
+            (name, points)
+        })
+        .collect();
+    render(&LearningCurve { series, title }, path)
+}
+
+struct UnitSquareCurve<'a> {
+    caption: &'a str,
+    x_label: &'a str,
+    y_label: &'a str,
+    curve_label: String,
+    points: Vec<(f64, f64)>,
+    diagonal: bool,
+    legend_position: SeriesLabelPosition,
+}
+
+impl Chart for UnitSquareCurve<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.caption, caption_font())
+            .margin(20)
+            .x_label_area_size(60)
+            .y_label_area_size(80)
+            .build_cartesian_2d(-0.01f64..1.01f64, -0.01f64..1.01f64)?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_label)
+            .y_desc(self.y_label)
+            .axis_desc_style(label_font())
+            .label_style(("sans-serif", 16))
+            .draw()?;
+        if self.diagonal {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(0.0, 0.0), (1.0, 1.0)],
+                    8,
+                    6,
+                    BLACK.mix(0.5).stroke_width(1),
+                ))?
+                .label("chance")
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5).stroke_width(1))
+                });
+        }
+        let color = BLUE.to_rgba();
+        chart
+            .draw_series(LineSeries::new(
+                self.points.iter().copied(),
+                color.stroke_width(3),
+            ))?
+            .label(self.curve_label.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+            });
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 18))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(self.legend_position.clone())
+            .draw()?;
+        Ok(())
+    }
+}
+
+/// Plots a ROC curve (false positive rate against true positive rate) with the chance diagonal, its legend giving
+/// `auc`. Points with a NaN rate are left out.
+///
+/// # Errors
+/// [`TrainError::Config`] when `path` does not end in `.svg` or `.png`; [`TrainError::Io`] when the file cannot be
+/// written.
+pub fn plot_roc_curve(points: &[RocPoint], auc: f64, path: &Path) -> Result<(), TrainError> {
+    let chart = UnitSquareCurve {
+        caption: "ROC curve",
+        x_label: "False positive rate",
+        y_label: "True positive rate",
+        curve_label: format!("ROC (AUC = {auc:.4})"),
+        points: points
+            .iter()
+            .map(|point| (point.false_positive_rate, point.true_positive_rate))
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect(),
+        diagonal: true,
+        legend_position: SeriesLabelPosition::LowerRight,
+    };
+    render(&chart, path)
+}
+
+/// Plots a precision-recall curve (recall against precision) as the step function average precision integrates,
+/// its legend giving `average_precision`. Points are taken in [`crate::metrics::precision_recall_curve`]'s order.
+///
+/// # Errors
+/// [`TrainError::Config`] when `path` does not end in `.svg` or `.png`; [`TrainError::Io`] when the file cannot be
+/// written.
+pub fn plot_pr_curve(
+    points: &[PrPoint],
+    average_precision: f64,
+    path: &Path,
+) -> Result<(), TrainError> {
+    let finite: Vec<(f64, f64)> = points
+        .iter()
+        .map(|point| (point.recall, point.precision))
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    // Steps as average precision counts them: precision Pₙ holds from recall Rₙ down to the next point's recall.
+    let mut steps = Vec::with_capacity(finite.len() * 2);
+    for (index, &(recall, precision)) in finite.iter().enumerate() {
+        steps.push((recall, precision));
+        if let Some(&(next_recall, _)) = finite.get(index + 1) {
+            steps.push((next_recall, precision));
+        }
+    }
+    let chart = UnitSquareCurve {
+        caption: "Precision-recall curve",
+        x_label: "Recall",
+        y_label: "Precision",
+        curve_label: format!("precision-recall (AP = {average_precision:.4})"),
+        points: steps,
+        diagonal: false,
+        legend_position: SeriesLabelPosition::LowerLeft,
+    };
+    render(&chart, path)
+}
