@@ -138,3 +138,135 @@ pub fn stratified_kfold(
     }
     Ok(folds_from_assignment(&test_fold, k))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test_sizes(folds: &[Fold]) -> Vec<usize> {
+        folds.iter().map(|fold| fold.test.len()).collect()
+    }
+
+    fn assert_partition(folds: &[Fold], n_rows: usize) {
+        let mut tested: Vec<usize> = folds
+            .iter()
+            .flat_map(|fold| fold.test.iter().copied())
+            .collect();
+        tested.sort_unstable();
+        assert_eq!(
+            tested,
+            (0..n_rows).collect::<Vec<_>>(),
+            "every row is tested exactly once"
+        );
+        for fold in folds {
+            let mut rows: Vec<usize> = fold.train.iter().chain(&fold.test).copied().collect();
+            rows.sort_unstable();
+            assert_eq!(rows, (0..n_rows).collect::<Vec<_>>());
+            assert!(fold.train.windows(2).all(|pair| pair[0] < pair[1]));
+            assert!(fold.test.windows(2).all(|pair| pair[0] < pair[1]));
+        }
+    }
+
+    fn config_message(result: Result<Vec<Fold>, TrainError>) -> String {
+        match result {
+            Err(TrainError::Config(message)) => message,
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn fold_counts_out_of_range_are_errors() {
+        assert!(config_message(kfold(10, 1, None)).contains("at least 2 folds"));
+        assert!(config_message(kfold(10, 0, Some(3))).contains("k = 0"));
+        assert!(config_message(kfold(3, 4, None)).contains("cannot split 3 rows into k = 4 folds"));
+        assert!(config_message(stratified_kfold(&[0.0, 1.0], 3, None)).contains("2 rows"));
+        assert!(kfold(4, 4, None).is_ok());
+    }
+
+    #[test]
+    fn stratified_refuses_small_classes_and_bad_labels() {
+        let labels = [0.0, 0.0, 0.0, 1.0, 1.0, 2.0, 0.0];
+        let message = config_message(stratified_kfold(&labels, 2, None));
+        assert!(message.contains("class 2 has 1 rows"), "{message}");
+        let message = config_message(stratified_kfold(&[0.0, f32::NAN, 1.0, 1.0], 2, None));
+        assert!(
+            message.contains("row 1") && message.contains("NaN"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn kfold_sizes_follow_sklearn() {
+        let folds = kfold(10, 3, None).unwrap();
+        assert_eq!(test_sizes(&folds), [4, 3, 3]);
+        assert_eq!(folds[0].test, [0, 1, 2, 3]);
+        assert_eq!(folds[2].train, [0, 1, 2, 3, 4, 5, 6]);
+        let shuffled = kfold(103, 7, Some(11)).unwrap();
+        assert_eq!(test_sizes(&shuffled), [15, 15, 15, 15, 15, 14, 14]);
+        assert_partition(&shuffled, 103);
+    }
+
+    #[test]
+    fn shuffling_is_deterministic_per_seed() {
+        let labels: Vec<f32> = (0..60).map(|row| (row % 3) as f32).collect();
+        assert_eq!(
+            kfold(50, 5, Some(7)).unwrap(),
+            kfold(50, 5, Some(7)).unwrap()
+        );
+        assert_ne!(
+            kfold(50, 5, Some(7)).unwrap(),
+            kfold(50, 5, Some(8)).unwrap()
+        );
+        assert_ne!(kfold(50, 5, Some(7)).unwrap(), kfold(50, 5, None).unwrap());
+        assert_eq!(
+            stratified_kfold(&labels, 4, Some(1)).unwrap(),
+            stratified_kfold(&labels, 4, Some(1)).unwrap()
+        );
+        assert_ne!(
+            stratified_kfold(&labels, 4, Some(1)).unwrap(),
+            stratified_kfold(&labels, 4, Some(2)).unwrap()
+        );
+    }
+
+    #[test]
+    fn stratified_folds_keep_class_proportions() {
+        // Unbalanced classes (50, 31, 7 rows) in an interleaved order, with -0 and +0 one class.
+        let labels: Vec<f32> = (0..88)
+            .map(|row| match row % 11 {
+                0 if row < 77 => 2.0,
+                1..=4 if row < 84 => 1.0,
+                _ if row % 2 == 0 => -0.0,
+                _ => 0.0,
+            })
+            .collect();
+        let mut counts: HashMap<u32, usize> = HashMap::new();
+        for &label in &labels {
+            *counts.entry((label + 0.0).to_bits()).or_default() += 1;
+        }
+        assert_eq!(counts.len(), 3);
+        for seed in [None, Some(0), Some(42)] {
+            let k = 5;
+            let folds = stratified_kfold(&labels, k, seed).unwrap();
+            assert_partition(&folds, labels.len());
+            let sizes = test_sizes(&folds);
+            assert!(
+                sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1,
+                "{sizes:?}"
+            );
+            for (&bits, &total) in &counts {
+                for fold in &folds {
+                    let in_fold = fold
+                        .test
+                        .iter()
+                        .filter(|&&row| (labels[row] + 0.0).to_bits() == bits)
+                        .count();
+                    assert!(
+                        in_fold == total / k || in_fold == total.div_ceil(k),
+                        "class {} has {in_fold} of {total} rows in a test fold of {k}",
+                        f32::from_bits(bits)
+                    );
+                }
+            }
+        }
+    }
+}

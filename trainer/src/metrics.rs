@@ -1009,3 +1009,289 @@ pub fn best_threshold(
         best
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Edge cases; expected values quoted from scikit-learn 1.7.2 where sklearn defines them.
+
+    use super::*;
+    use ndarray::array;
+
+    fn close(actual: f64, expected: f64) -> bool {
+        (actual - expected).abs() <= 1e-12 * expected.abs().max(1.0)
+    }
+
+    #[test]
+    fn one_class_only_gives_nan_auc() {
+        let score = [0.1, 0.7, 0.3];
+        assert!(roc_auc(&[1.0, 1.0, 1.0], &score, None).is_nan());
+        assert!(roc_auc(&[0.0, 0.0, 0.0], &score, None).is_nan());
+        // The other class present only with weight 0 leaves one class: NaN too.
+        assert!(roc_auc(&[0.0, 1.0, 0.0], &score, Some(&[1.0, 0.0, 1.0])).is_nan());
+        // sklearn: average_precision_score([0,0,0], …) = 0.0, ([1,1,1], …) = 1.0.
+        assert_eq!(average_precision(&[0.0, 0.0, 0.0], &score, None), 0.0);
+        assert_eq!(average_precision(&[1.0, 1.0, 1.0], &score, None), 1.0);
+        let roc = roc_curve(&[1.0, 1.0, 1.0], &score, None);
+        assert!(roc.iter().all(|point| point.false_positive_rate.is_nan()));
+    }
+
+    #[test]
+    fn all_equal_scores_give_one_threshold() {
+        let y_true = [0.0, 1.0, 0.0, 1.0, 1.0];
+        let score = [0.5; 5];
+        let roc = roc_curve(&y_true, &score, None);
+        assert_eq!(
+            roc,
+            vec![
+                RocPoint {
+                    threshold: f32::INFINITY,
+                    false_positive_rate: 0.0,
+                    true_positive_rate: 0.0
+                },
+                RocPoint {
+                    threshold: 0.5,
+                    false_positive_rate: 1.0,
+                    true_positive_rate: 1.0
+                },
+            ]
+        );
+        assert_eq!(roc_auc(&y_true, &score, None), 0.5);
+        let pr = precision_recall_curve(&y_true, &score, None);
+        assert_eq!(
+            pr,
+            vec![
+                PrPoint {
+                    threshold: 0.5,
+                    precision: 0.6,
+                    recall: 1.0
+                },
+                PrPoint {
+                    threshold: f32::INFINITY,
+                    precision: 1.0,
+                    recall: 0.0
+                },
+            ]
+        );
+        // sklearn: average_precision_score = 0.6 (the prevalence).
+        assert!(close(average_precision(&y_true, &score, None), 0.6));
+        // Predicting everything positive beats predicting nothing: accuracy 0.6 at 0.5.
+        assert_eq!(
+            best_threshold(&y_true, &score, ThresholdCriterion::Accuracy, None),
+            (0.5, 0.6)
+        );
+    }
+
+    #[test]
+    fn tied_scores_count_half() {
+        // sklearn: roc_auc_score = 0.8333…, and 0.7321428571428571 with sample_weight=[1, 2, 0.5, 3, 1].
+        let y_true = [0.0, 1.0, 1.0, 0.0, 1.0];
+        let score = [0.1, 0.4, 0.4, 0.4, 0.9];
+        assert!(close(roc_auc(&y_true, &score, None), 5.0 / 6.0));
+        assert!(close(
+            roc_auc(&y_true, &score, Some(&[1.0, 2.0, 0.5, 3.0, 1.0])),
+            0.7321428571428571
+        ));
+    }
+
+    #[test]
+    fn zero_weight_rows_are_as_if_absent() {
+        let y_true = [0.0, 1.0, 1.0, 0.0, 1.0, 0.0];
+        let score = [0.1, 0.4, 0.35, 0.8, 0.9, 0.2];
+        let weights = [1.0, 2.0, 0.0, 1.5, 1.0, 0.0];
+        let kept = [0, 1, 3, 4];
+        let y_kept: Vec<f32> = kept.iter().map(|&i| y_true[i]).collect();
+        let score_kept: Vec<f32> = kept.iter().map(|&i| score[i]).collect();
+        let weights_kept: Vec<f32> = kept.iter().map(|&i| weights[i]).collect();
+        let (all, some) = (Some(&weights[..]), Some(&weights_kept[..]));
+        assert_eq!(
+            roc_curve(&y_true, &score, all),
+            roc_curve(&y_kept, &score_kept, some)
+        );
+        assert!(roc_curve(&y_true, &score, all)
+            .iter()
+            .all(|point| point.threshold != 0.35));
+        assert_eq!(
+            precision_recall_curve(&y_true, &score, all),
+            precision_recall_curve(&y_kept, &score_kept, some)
+        );
+        assert_eq!(
+            roc_auc(&y_true, &score, all),
+            roc_auc(&y_kept, &score_kept, some)
+        );
+        assert_eq!(
+            log_loss_binary(&y_true, &score, all),
+            log_loss_binary(&y_kept, &score_kept, some)
+        );
+        assert_eq!(mse(&y_true, &score, all), mse(&y_kept, &score_kept, some));
+        assert_eq!(
+            best_threshold(&y_true, &score, ThresholdCriterion::FBeta(1.0), all),
+            best_threshold(&y_kept, &score_kept, ThresholdCriterion::FBeta(1.0), some)
+        );
+        // Nothing weighs anything: undefined.
+        let zero = [0.0; 6];
+        assert!(roc_curve(&y_true, &score, Some(&zero)).is_empty());
+        assert!(roc_auc(&y_true, &score, Some(&zero)).is_nan());
+        assert!(accuracy(&y_true, &y_true, Some(&zero)).is_nan());
+        assert!(mse(&y_true, &score, Some(&zero)).is_nan());
+        assert!(
+            best_threshold(&y_true, &score, ThresholdCriterion::Accuracy, Some(&zero))
+                .1
+                .is_nan()
+        );
+    }
+
+    #[test]
+    fn bad_labels_and_scores_give_nan_not_panics() {
+        let score = [0.2, 0.8, 0.5];
+        assert!(roc_auc(&[0.0, 2.0, 1.0], &score, None).is_nan());
+        assert!(roc_curve(&[0.0, 1.0, 1.0], &[0.2, f32::NAN, 0.5], None).is_empty());
+        assert!(average_precision(&[0.0, 1.0, 1.0], &[0.2, f32::INFINITY, 0.5], None).is_nan());
+        assert!(log_loss_binary(&[0.0, 1.0, 0.5], &score, None).is_nan());
+        assert!(log_loss_binary(&[0.0, 1.0, 1.0], &[0.2, 1.5, 0.5], None).is_nan());
+        let probabilities = array![[0.2f32, 0.8], [0.6, 0.4]];
+        assert!(log_loss_multiclass(&[0.0, 2.0], probabilities.view(), None).is_nan());
+        assert!(top_k_accuracy(&[0.0, -1.0], probabilities.view(), 1, None).is_nan());
+        assert!(top_k_accuracy(&[0.0, 1.0], probabilities.view(), 0, None).is_nan());
+        let error = check_binary_labels("validation", &[0.0, 1.0, 0.5])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("validation") && error.contains("row 2") && error.contains("0.5"),
+            "{error}"
+        );
+        let error = check_class_labels("test", &[0.0, 3.0], 3)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("row 1") && error.contains("0..3"), "{error}");
+        assert!(check_class_labels("test", &[0.0, 2.0, 1.0], 3).is_ok());
+    }
+
+    #[test]
+    #[should_panic(expected = "score has 2 rows, y_true has 3")]
+    fn mismatched_lengths_are_a_programmer_error() {
+        roc_auc(&[0.0, 1.0, 1.0], &[0.1, 0.2], None);
+    }
+
+    #[test]
+    fn log_loss_clips_with_f32_epsilon() {
+        // sklearn: log_loss(float32 [1, 0], float32 [0, 1]) = 15.942385152878742 = −ln(f32 ε).
+        let loss = log_loss_binary(&[1.0, 0.0], &[0.0, 1.0], None);
+        assert!(close(loss, 15.942385152878742));
+        assert!(close(
+            log_loss_binary(&[1.0, 0.0], &[1.0, 0.0], None),
+            -f64::from(1.0 - f32::EPSILON).ln()
+        ));
+        let probabilities = array![[0.0f32, 1.0], [0.25, 0.75]];
+        let expected = (15.942385152878742 - 0.75f64.ln()) / 2.0;
+        assert!(close(
+            log_loss_multiclass(&[0.0, 1.0], probabilities.view(), None),
+            expected
+        ));
+    }
+
+    #[test]
+    fn top_k_ties_rank_the_higher_class_first() {
+        // sklearn: top_k_accuracy_score([0, 1, 2], …, k=1) = 2/3.
+        let scores = array![[0.5f32, 0.5, 0.0], [0.5, 0.5, 0.0], [0.2, 0.4, 0.4]];
+        assert!(close(
+            top_k_accuracy(&[0.0, 1.0, 2.0], scores.view(), 1, None),
+            2.0 / 3.0
+        ));
+        assert_eq!(
+            top_k_accuracy(&[0.0, 1.0, 2.0], scores.view(), 2, None),
+            1.0
+        );
+        assert_eq!(
+            top_k_accuracy(&[0.0, 1.0, 2.0], scores.view(), 7, None),
+            1.0
+        );
+    }
+
+    #[test]
+    fn r2_of_a_constant_target_is_finite() {
+        // sklearn: r2_score([1,1,1],[1,1,1]) = 1.0, r2_score([1,1,1],[1,2,1]) = 0.0.
+        assert_eq!(r2(&[1.0, 1.0, 1.0], &[1.0, 1.0, 1.0], None), 1.0);
+        assert_eq!(r2(&[1.0, 1.0, 1.0], &[1.0, 2.0, 1.0], None), 0.0);
+        assert!(r2(&[1.0], &[1.0], None).is_nan());
+        assert!(close(r2(&[1.0, 2.0, 3.0], &[1.0, 2.0, 4.0], None), 0.5));
+        assert!(close(rmse(&[0.0, 0.0], &[3.0, 4.0], None), 12.5f64.sqrt()));
+        assert!(close(
+            mae(&[0.0, 0.0], &[3.0, -4.0], Some(&[1.0, 3.0])),
+            3.75
+        ));
+    }
+
+    #[test]
+    fn confusion_matrix_counts_and_zero_division() {
+        let y_true = [0.0, 0.0, 1.0, 1.0, 2.0, 2.0];
+        let y_pred = [0.0, 1.0, 1.0, 1.0, 1.0, 5.0];
+        let matrix =
+            ConfusionMatrix::new(&y_true, &y_pred, 3, Some(&[1.0, 1.0, 1.0, 0.5, 1.0, 1.0]));
+        assert_eq!(matrix.rows_outside(), 1);
+        assert_eq!(matrix.count(0, 0), 1.0);
+        assert_eq!(matrix.count(1, 1), 1.5);
+        assert_eq!(matrix.count(2, 1), 1.0);
+        assert!(matrix.count(3, 0).is_nan());
+        assert_eq!(matrix.precision(2), 0.0, "nothing predicted as 2");
+        assert_eq!(matrix.recall(2), 0.0);
+        assert_eq!(matrix.f_beta(2, 1.0), 0.0);
+        assert!(close(matrix.precision(1), 1.5 / 3.5));
+        assert_eq!(matrix.f_beta(1, 0.0), matrix.precision(1));
+        assert_eq!(matrix.f_beta(1, f64::INFINITY), matrix.recall(1));
+        assert!(close(matrix.accuracy(), 2.5 / 4.5));
+        assert!(close(matrix.micro_f_beta(1.0), matrix.accuracy()));
+        assert!(matrix.precision(3).is_nan());
+        let table = matrix.to_table();
+        assert!(
+            table.contains("true\\pred") && table.contains("precision") && table.contains("1.500"),
+            "{table}"
+        );
+        assert!(
+            table.contains("1 rows with a label outside 0..3"),
+            "{table}"
+        );
+        let error = ConfusionMatrix::try_new(&y_true, &y_pred, 3, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("row 5") && error.contains("predicted label 5"),
+            "{error}"
+        );
+        assert!(ConfusionMatrix::try_new(&y_true, &y_true, 3, None).is_ok());
+        let empty = ConfusionMatrix::new(&[], &[], 2, None);
+        assert!(empty.accuracy().is_nan());
+        assert_eq!(empty.micro_precision(), 0.0);
+    }
+
+    #[test]
+    fn operating_points_follow_the_documented_ties() {
+        let y_true = [1.0, 1.0, 0.0, 1.0, 0.0, 0.0];
+        let score = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4];
+        // Recall ≥ 2/3 first at 0.8 (precision 1).
+        assert_eq!(precision_at_recall(&y_true, &score, 0.6, None), (1.0, 0.8));
+        assert_eq!(precision_at_recall(&y_true, &score, 1.0, None), (0.75, 0.6));
+        let (precision, threshold) = precision_at_recall(&y_true, &score, 1.5, None);
+        assert!(precision.is_nan() && threshold.is_nan());
+        assert_eq!(recall_at_precision(&y_true, &score, 0.75, None), (1.0, 0.6));
+        assert_eq!(
+            recall_at_precision(&y_true, &score, 1.0, None),
+            (2.0 / 3.0, 0.8)
+        );
+        // Accuracy 5/6 at 0.8 and at 0.6: the higher threshold wins.
+        assert_eq!(
+            best_threshold(&y_true, &score, ThresholdCriterion::Accuracy, None),
+            (0.8, 5.0 / 6.0)
+        );
+        assert_eq!(
+            best_threshold(&y_true, &score, ThresholdCriterion::FBeta(1.0), None),
+            (0.6, 6.0 / 7.0)
+        );
+        let (threshold, value) =
+            best_threshold(&[0.0, 0.0], &[0.3, 0.4], ThresholdCriterion::Accuracy, None);
+        assert_eq!(
+            (threshold, value),
+            (f32::INFINITY, 1.0),
+            "no positives: predict nothing"
+        );
+    }
+}

@@ -114,6 +114,13 @@ fn render(chart: &impl Chart, path: &Path) -> Result<(), TrainError> {
             root.present().map_err(|error| drawing_error(path, error))?;
         }
     }
+    // Temporary files are created owner-only; a plot is an ordinary readable file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(temporary.path(), std::fs::Permissions::from_mode(0o644))
+            .map_err(|error| TrainError::io(path, error))?;
+    }
     temporary
         .persist(path)
         .map_err(|error| TrainError::io(path, error.error))?;
@@ -128,8 +135,9 @@ fn label_font() -> FontDesc<'static> {
     ("sans-serif", 20).into_font()
 }
 
-/// A value range covering `values` with a margin, never empty.
-fn padded_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+/// A value range covering `values` with a margin, never empty; `legend_rows` leaves room above the data for a
+/// legend of that many lines.
+fn padded_range(values: impl Iterator<Item = f64>, legend_rows: usize) -> std::ops::Range<f64> {
     let (low, high) = values
         .filter(|value| value.is_finite())
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), value| {
@@ -143,7 +151,8 @@ fn padded_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     } else {
         low.abs().max(1.0) * 0.05
     };
-    (low - margin)..(high + margin)
+    let legend_room = (high - low).max(margin) * 0.07 * legend_rows as f64;
+    (low - margin)..(high + margin + legend_room)
 }
 
 struct LearningCurve<'a> {
@@ -169,10 +178,14 @@ impl Chart for LearningCurve<'_> {
             .margin(20)
             .x_label_area_size(60)
             .y_label_area_size(80)
-            .build_cartesian_2d(0f64..(last_epoch.max(1) as f64), padded_range(values))?;
+            .build_cartesian_2d(
+                0f64..(last_epoch.max(1) as f64),
+                padded_range(values, self.series.len() + 1),
+            )?;
         chart
             .configure_mesh()
             .x_desc("epoch")
+            .x_label_formatter(&|epoch| format!("{epoch:.0}"))
             .y_desc("value")
             .axis_desc_style(label_font())
             .label_style(("sans-serif", 16))
@@ -364,4 +377,172 @@ pub fn plot_pr_curve(
         legend_position: SeriesLabelPosition::LowerLeft,
     };
     render(&chart, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics;
+
+    const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+    fn example_scores() -> (Vec<f32>, Vec<f32>) {
+        let y_true: Vec<f32> = (0..200)
+            .map(|row| f32::from(u8::from(row % 3 == 0)))
+            .collect();
+        let score: Vec<f32> = (0..200)
+            .map(|row| ((row * 37 % 101) as f32 / 101.0 + y_true[row] * 0.6) / 1.6)
+            .collect();
+        (y_true, score)
+    }
+
+    fn history() -> Vec<MetricRecord> {
+        let record = |name: &str, epoch: Option<usize>, value: f64| MetricRecord {
+            name: name.to_string(),
+            epoch,
+            value,
+        };
+        let mut records: Vec<MetricRecord> = (0..12)
+            .flat_map(|epoch| {
+                let t = epoch as f64;
+                [
+                    record(
+                        "train:objective_loss",
+                        Some(epoch),
+                        0.7 * (-t / 4.0).exp() + 0.1,
+                    ),
+                    record(
+                        "validation:objective_loss",
+                        Some(epoch),
+                        0.7 * (-t / 5.0).exp() + 0.15,
+                    ),
+                ]
+            })
+            .collect();
+        records.push(record("test:objective_loss", None, 0.2));
+        records
+    }
+
+    fn assert_png(path: &Path) {
+        let bytes = std::fs::read(path).unwrap();
+        assert!(
+            bytes.starts_with(PNG_SIGNATURE),
+            "{} is not a PNG",
+            path.display()
+        );
+        assert!(
+            bytes.len() > 10_000,
+            "{} is only {} bytes",
+            path.display(),
+            bytes.len()
+        );
+    }
+
+    fn svg_text(path: &Path) -> String {
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(text.starts_with("<svg"), "{}", &text[..text.len().min(80)]);
+        text
+    }
+
+    #[test]
+    fn every_plot_renders_as_svg_and_png() {
+        let directory = tempfile::tempdir().unwrap();
+        let (y_true, score) = example_scores();
+        let auc = metrics::roc_auc(&y_true, &score, None);
+        let average_precision = metrics::average_precision(&y_true, &score, None);
+        let roc = metrics::roc_curve(&y_true, &score, None);
+        let pr = metrics::precision_recall_curve(&y_true, &score, None);
+        for extension in ["svg", "png"] {
+            let path = |name: &str| directory.path().join(format!("{name}.{extension}"));
+            plot_roc_curve(&roc, auc, &path("roc")).unwrap();
+            plot_pr_curve(&pr, average_precision, &path("pr")).unwrap();
+            plot_learning_curve(
+                &history(),
+                "linear-learner learning curve",
+                &path("learning"),
+            )
+            .unwrap();
+        }
+        for name in ["roc", "pr", "learning"] {
+            assert_png(&directory.path().join(format!("{name}.png")));
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let metadata =
+                    std::fs::metadata(directory.path().join(format!("{name}.svg"))).unwrap();
+                assert_eq!(metadata.permissions().mode() & 0o777, 0o644);
+            }
+        }
+        let roc_svg = svg_text(&directory.path().join("roc.svg"));
+        for text in [
+            "ROC curve",
+            "False positive rate",
+            "True positive rate",
+            &format!("AUC = {auc:.4}"),
+            "chance",
+        ] {
+            assert!(roc_svg.contains(text), "roc.svg lacks {text:?}");
+        }
+        let pr_svg = svg_text(&directory.path().join("pr.svg"));
+        for text in [
+            "Recall",
+            "Precision",
+            &format!("AP = {average_precision:.4}"),
+        ] {
+            assert!(pr_svg.contains(text), "pr.svg lacks {text:?}");
+        }
+        let learning_svg = svg_text(&directory.path().join("learning.svg"));
+        for text in [
+            "linear-learner learning curve",
+            "epoch",
+            "train:objective_loss",
+            "validation:objective_loss",
+        ] {
+            assert!(learning_svg.contains(text), "learning.svg lacks {text:?}");
+        }
+        assert!(
+            !learning_svg.contains("test:objective_loss"),
+            "records without an epoch are not plotted"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(directory.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(".plot-"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    }
+
+    #[test]
+    fn learning_curve_without_epochs_writes_nothing() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("learning.png");
+        let final_only = [MetricRecord {
+            name: "test:rmse".to_string(),
+            epoch: None,
+            value: 1.0,
+        }];
+        plot_learning_curve(&final_only, "no epochs", &path).unwrap();
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn bad_paths_are_typed_errors() {
+        let directory = tempfile::tempdir().unwrap();
+        let roc = [RocPoint {
+            threshold: 0.5,
+            false_positive_rate: 0.0,
+            true_positive_rate: 1.0,
+        }];
+        match plot_roc_curve(&roc, 1.0, &directory.path().join("roc.jpeg")) {
+            Err(TrainError::Config(message)) => {
+                assert!(message.contains(".svg or .png"), "{message}")
+            }
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+        let missing = directory.path().join("no/such/folder/roc.png");
+        match plot_roc_curve(&roc, 1.0, &missing) {
+            Err(TrainError::Io { path, .. }) => assert_eq!(path, missing),
+            other => panic!("expected an I/O error, got {other:?}"),
+        }
+    }
 }
