@@ -1,1 +1,459 @@
-fn main() {}
+//! `tern`: the one binary. A thin shell: it parses arguments and calls the crates.
+
+use std::collections::BTreeMap;
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use tern_formats::ContentType;
+use tern_trainer::data::{Channel, Dataset, TrainingInput};
+use tern_trainer::evaluation;
+use tern_trainer::job::{self, JobOptions, SageMakerLayout};
+use tern_trainer::{algorithms, Artifact, Hyperparameters, TrainingContext};
+
+#[derive(Parser)]
+#[command(
+    name = "tern",
+    version,
+    about = "Train SageMaker's built-in algorithms offline and run them anywhere"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model from local channels, or run SageMaker's training-container contract with --sagemaker-root.
+    Train(TrainArgs),
+    /// Score a model on labelled data, or cross-validate its hyperparameters with --kfold.
+    Evaluate(EvaluateArgs),
+    /// Predict with a trained model (model.tar.gz), printing SageMaker-shaped responses.
+    Predict(PredictArgs),
+    /// List the algorithms and their hyperparameters (SageMaker's names, kinds and defaults).
+    Algorithms {
+        /// Show only this algorithm.
+        name: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// The algorithm (`tern algorithms` lists them); with --sagemaker-root it may be inferred from the
+    /// hyperparameters or taken from TERN_ALGORITHM.
+    #[arg(long, env = "TERN_ALGORITHM")]
+    algorithm: Option<String>,
+    /// The train channel: a file or a folder of files.
+    #[arg(long, required_unless_present = "sagemaker_root")]
+    train: Option<PathBuf>,
+    /// The validation channel (model selection, early stopping, calibration).
+    #[arg(long)]
+    validation: Option<PathBuf>,
+    /// The test channel (final metrics).
+    #[arg(long)]
+    test: Option<PathBuf>,
+    /// Content type of the channels, e.g. text/csv, text/libsvm, application/x-recordio-protobuf (default: from the
+    /// file extension, else text/csv).
+    #[arg(long)]
+    content_type: Option<String>,
+    /// A hyperparameter, NAME=VALUE, repeatable; SageMaker's names.
+    #[arg(long = "hp", value_name = "NAME=VALUE")]
+    hyperparameters: Vec<String>,
+    /// A hyperparameters.json file (an object of strings), applied before --hp.
+    #[arg(long)]
+    hyperparameters_file: Option<PathBuf>,
+    /// Where model.tar.gz, metrics.json and the plots go.
+    #[arg(long, default_value = "out", required = false)]
+    output_dir: PathBuf,
+    /// Run the SageMaker training-container contract rooted here (e.g. /opt/ml).
+    #[arg(long, conflicts_with_all = ["train", "validation", "test", "output_dir"])]
+    sagemaker_root: Option<PathBuf>,
+    /// Write the metrics JSON here instead of <output-dir>/metrics.json.
+    #[arg(long)]
+    metrics_json: Option<PathBuf>,
+    /// No progress bars or metric lines.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Skip the learning-curve, ROC and PR plots.
+    #[arg(long)]
+    no_plots: bool,
+}
+
+#[derive(Args)]
+struct EvaluateArgs {
+    /// The model artifact (model.tar.gz).
+    model: PathBuf,
+    /// Labelled data to score on (or to split into folds with --kfold).
+    #[arg(long)]
+    test: PathBuf,
+    #[arg(long)]
+    content_type: Option<String>,
+    /// Cross-validate: retrain the model's hyperparameters on k-1 folds of --test, score the held-out fold, k times.
+    #[arg(long)]
+    kfold: Option<usize>,
+    /// Keep class proportions in each fold.
+    #[arg(long, requires = "kfold")]
+    stratified: bool,
+    /// Seed for the fold shuffle.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    /// The model artifact (model.tar.gz).
+    model: PathBuf,
+    /// Rows to predict (stdin when absent).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Content type of the input: text/csv (no label column), application/json, application/jsonlines,
+    /// application/x-recordio-protobuf, text/libsvm.
+    #[arg(long, default_value = "text/csv")]
+    content_type: String,
+    /// Response type: application/json, application/jsonlines or text/csv.
+    #[arg(long, default_value = "application/json")]
+    accept: String,
+    /// Write here instead of stdout.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(args) => train(args),
+        Command::Evaluate(args) => evaluate(args),
+        Command::Predict(args) => predict(args),
+        Command::Algorithms { name } => list_algorithms(name.as_deref()),
+    }
+}
+
+fn parse_content_type(text: Option<&str>) -> Result<Option<ContentType>> {
+    text.map(ContentType::parse).transpose().map_err(Into::into)
+}
+
+fn raw_hyperparameters(args: &TrainArgs) -> Result<BTreeMap<String, String>> {
+    let mut raw = BTreeMap::new();
+    if let Some(path) = &args.hyperparameters_file {
+        let layout_free =
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let value: serde_json::Value = serde_json::from_slice(&layout_free)
+            .with_context(|| format!("{}: not valid JSON", path.display()))?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| anyhow!("{}: expected a JSON object", path.display()))?;
+        for (name, value) in object {
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            raw.insert(name.clone(), text);
+        }
+    }
+    for pair in &args.hyperparameters {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--hp {pair:?}: expected NAME=VALUE, e.g. --hp epochs=15"))?;
+        raw.insert(name.trim().to_string(), value.trim().to_string());
+    }
+    Ok(raw)
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let options = JobOptions {
+        quiet: args.quiet,
+        metrics_path: args.metrics_json.clone(),
+        no_plots: args.no_plots,
+    };
+    if let Some(root) = &args.sagemaker_root {
+        let layout = SageMakerLayout::new(root);
+        let outcome = job::run_sagemaker(&layout, args.algorithm.as_deref(), &options)
+            .with_context(|| {
+                format!(
+                    "training job failed (reason written to {})",
+                    layout.failure_path().display()
+                )
+            })?;
+        report(&outcome, args.quiet);
+        return Ok(());
+    }
+    let name = args
+        .algorithm
+        .as_deref()
+        .ok_or_else(|| anyhow!("--algorithm is required (tern algorithms lists them)"))?;
+    let algorithm = algorithms::find(name)?;
+    let raw = raw_hyperparameters(&args)?;
+    // Hyperparameters are checked before any data is opened.
+    let parsed = Hyperparameters::parse(algorithm.name(), algorithm.hyperparameters(), &raw)?;
+    algorithm.validate(&parsed)?;
+    let content_type = parse_content_type(args.content_type.as_deref())?;
+    let channel = |name: &str, path: &Option<PathBuf>| -> Result<Option<Channel>> {
+        path.as_ref()
+            .map(|p| Channel::from_path(name, p, content_type.clone()))
+            .transpose()
+            .map_err(Into::into)
+    };
+    let input = TrainingInput {
+        train: channel("train", &args.train)?
+            .expect("clap requires --train without --sagemaker-root"),
+        validation: channel("validation", &args.validation)?,
+        test: channel("test", &args.test)?,
+    };
+    let outcome = job::run(
+        algorithm,
+        &raw,
+        &input,
+        &args.output_dir,
+        &args.output_dir,
+        &options,
+    )?;
+    report(&outcome, args.quiet);
+    Ok(())
+}
+
+fn report(outcome: &job::JobOutcome, quiet: bool) {
+    if quiet {
+        return;
+    }
+    eprintln!("model: {}", outcome.model_path.display());
+    eprintln!("metrics: {}", outcome.metrics_path.display());
+    for plot in &outcome.plots {
+        eprintln!("plot: {}", plot.display());
+    }
+    for (name, value) in &outcome.artifact.meta.training_metrics {
+        eprintln!("  {name} = {value:.6}");
+    }
+}
+
+fn load_model(path: &Path) -> Result<(Artifact, &'static dyn tern_trainer::Algorithm)> {
+    let artifact = Artifact::read(path)?;
+    let algorithm = algorithms::find(&artifact.meta.algorithm)?;
+    Ok((artifact, algorithm))
+}
+
+fn load_dataset(
+    path: &Path,
+    content_type: Option<&str>,
+    feature_dim: Option<usize>,
+) -> Result<Dataset> {
+    let channel = Channel::from_path("test", path, parse_content_type(content_type)?)?;
+    Ok(channel.load(feature_dim)?)
+}
+
+fn evaluate(args: EvaluateArgs) -> Result<()> {
+    let (artifact, algorithm) = load_model(&args.model)?;
+    let dataset = load_dataset(
+        &args.test,
+        args.content_type.as_deref(),
+        Some(artifact.meta.feature_dim),
+    )?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if let Some(k) = args.kfold {
+        let hyperparameters = Hyperparameters::parse(
+            algorithm.name(),
+            algorithm.hyperparameters(),
+            &artifact.meta.hyperparameters,
+        )?;
+        let mut context = TrainingContext::new(args.json);
+        let result = evaluation::cross_validate(
+            algorithm,
+            &hyperparameters,
+            &dataset,
+            k,
+            args.stratified,
+            args.seed,
+            &mut context,
+        )?;
+        if args.json {
+            let summary: BTreeMap<_, _> = result
+                .summary
+                .iter()
+                .map(|(name, (mean, std))| {
+                    (name.clone(), serde_json::json!({"mean": mean, "std": std}))
+                })
+                .collect();
+            let json = serde_json::json!({"kfold": k, "stratified": args.stratified, "folds": result.folds, "summary": summary});
+            writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
+        } else {
+            let kind = if args.stratified { "stratified " } else { "" };
+            writeln!(
+                out,
+                "{k}-fold {kind}cross-validation of {} on {} rows",
+                algorithm.name(),
+                dataset.n_rows()
+            )?;
+            for (name, (mean, std)) in &result.summary {
+                writeln!(out, "  {name:<18} {mean:.4} ± {std:.4}")?;
+            }
+        }
+        return Ok(());
+    }
+    let predictor = algorithm.load(&artifact)?;
+    let result = evaluation::evaluate(predictor.as_ref(), &dataset, "test")?;
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&result.metrics)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{} on {} ({} rows)",
+        algorithm.name(),
+        args.test.display(),
+        dataset.n_rows()
+    )?;
+    for (name, value) in &result.metrics {
+        writeln!(out, "  {name:<18} {value:.4}")?;
+    }
+    if let Some(confusion) = &result.confusion {
+        writeln!(
+            out,
+            "confusion matrix (rows: true class, columns: predicted):\n{}",
+            confusion.to_table()
+        )?;
+    }
+    if let Some(importance) = artifact.meta.model.get("feature_importance") {
+        writeln!(out, "feature importance: {importance}")?;
+    }
+    Ok(())
+}
+
+fn predict(args: PredictArgs) -> Result<()> {
+    let (artifact, algorithm) = load_model(&args.model)?;
+    let predictor = algorithm.load(&artifact)?;
+    let content_type = ContentType::parse(&args.content_type)?;
+    // Prediction rows carry no label: plain text/csv means label_size=0 here, as SageMaker's endpoints read it.
+    let content_type = match content_type {
+        ContentType::Csv { .. } if !args.content_type.contains("label_size") => {
+            ContentType::Csv { label_size: 0 }
+        }
+        other => other,
+    };
+    let source = args
+        .input
+        .as_ref()
+        .map_or("stdin".to_string(), |p| p.display().to_string());
+    let reader: Box<dyn std::io::Read + Send> = match &args.input {
+        Some(path) => Box::new(BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdin()),
+    };
+    let stream = tern_formats::open_reader(&content_type, reader, &source)?;
+    let feature_dim = predictor.feature_dim();
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let accept = args
+        .accept
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if !matches!(
+        accept.as_str(),
+        "application/json" | "application/jsonlines" | "text/csv"
+    ) {
+        bail!(
+            "--accept {}: expected application/json, application/jsonlines or text/csv",
+            args.accept
+        );
+    }
+    // Stream in batches so a large input never sits in memory whole.
+    const BATCH: usize = 4096;
+    let mut batch = tern_trainer::data::DatasetBuilder::new(&source, Some(feature_dim));
+    let mut all_records = Vec::new();
+    let mut flush =
+        |builder: tern_trainer::data::DatasetBuilder, out: &mut dyn Write| -> Result<()> {
+            if builder.is_empty() {
+                return Ok(());
+            }
+            let dataset = builder.finish()?;
+            let predictions = predictor.predict(&dataset.features)?;
+            let records = predictor.response_records(&predictions);
+            match accept.as_str() {
+                "application/jsonlines" => {
+                    for record in &records {
+                        writeln!(out, "{}", serde_json::to_string(record)?)?;
+                    }
+                }
+                "text/csv" => {
+                    for i in 0..predictions.scores.nrows() {
+                        let mut fields: Vec<String> = Vec::new();
+                        if let Some(labels) = &predictions.predicted_label {
+                            fields.push(format!("{}", labels[i]));
+                        }
+                        fields.extend(predictions.scores.row(i).iter().map(|s| s.to_string()));
+                        writeln!(out, "{}", fields.join(","))?;
+                    }
+                }
+                _ => all_records.extend(records),
+            }
+            Ok(())
+        };
+    for record in stream {
+        let mut record = record?;
+        record.label = None;
+        batch.push(record)?;
+        if batch.len() == BATCH {
+            let full = std::mem::replace(
+                &mut batch,
+                tern_trainer::data::DatasetBuilder::new(&source, Some(feature_dim)),
+            );
+            flush(full, &mut out)?;
+        }
+    }
+    flush(batch, &mut out)?;
+    if accept == "application/json" {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&serde_json::json!({ "predictions": all_records }))?
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn list_algorithms(only: Option<&str>) -> Result<()> {
+    let selected: Vec<_> = match only {
+        Some(name) => vec![algorithms::find(name)?],
+        None => algorithms::all().to_vec(),
+    };
+    for algorithm in selected {
+        println!(
+            "{} (trains on {})",
+            algorithm.name(),
+            algorithm.content_types().join(", ")
+        );
+        for spec in algorithm.hyperparameters() {
+            let default = match (spec.required, spec.default) {
+                (true, _) => "required".to_string(),
+                (false, Some(d)) => format!("default {d}"),
+                (false, None) => "optional".to_string(),
+            };
+            let auto = if spec.accepts_auto { " or auto" } else { "" };
+            println!("  {:<44} {}{auto}; {default}", spec.name, spec.kind);
+        }
+    }
+    Ok(())
+}

@@ -261,6 +261,13 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
     temp.as_file()
         .sync_all()
         .map_err(|e| TrainError::io(path, e))?;
+    // Temp files are created 0600; the result is an ordinary file others may read.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| TrainError::io(path, e))?;
+    }
     temp.persist(path)
         .map_err(|e| TrainError::io(path, e.error))?;
     Ok(())

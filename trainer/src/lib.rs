@@ -23,7 +23,9 @@ pub mod artifact;
 pub mod cv;
 pub mod data;
 pub mod error;
+pub mod evaluation;
 pub mod hyperparameters;
+pub mod job;
 pub mod metrics;
 pub mod plots;
 

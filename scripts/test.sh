@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test of tern, installing what they need first (idempotently: what is already there is skipped).
+#   scripts/test.sh            everything
+#   scripts/test.sh -p NAME    one crate's tests (any cargo test arguments pass through)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tern-target}"
+export SAGEMAKER_SUPPRESS_V2_WARNING=1
+start=$(date +%s)
+
+command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
+bash scripts/setup-python.sh
+.venv/bin/python tests/python/export_datasets.py tests/data/generated >/dev/null
+
+# One release build serves every suite (numeric tests are too slow unoptimised) and the end-to-end tests' binary.
+cargo build --release --workspace --bins
+log="$(mktemp)"
+set +e
+cargo test --release --workspace "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
+ignored=$(grep -Eo '[0-9]+ ignored;' "$log" | awk '{s+=$1} END {print s+0}')
+rm -f "$log"
+echo "tern tests finished in $(( $(date +%s) - start )) s (exit $status)"
+echo "summary: $passed passed, $failed failed, $ignored skipped"
+exit "$status"

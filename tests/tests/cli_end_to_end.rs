@@ -1,0 +1,310 @@
+//! `tern train` → `tern evaluate` → `tern predict` on real data, as a user runs them, and the SageMaker
+//! training-container contract (`--sagemaker-root`), including Pipe mode and the failure file.
+
+use std::fs;
+use std::path::Path;
+
+use tern_tests::{dataset, tern, tern_ok};
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn train_evaluate_predict_on_breast_cancer() {
+    let out = tempfile::tempdir().unwrap();
+    let train = dataset("breast_cancer", "train");
+    let validation = dataset("breast_cancer", "validation");
+    let test = dataset("breast_cancer", "test");
+    tern_ok(&[
+        "train",
+        "--algorithm",
+        "linear-learner",
+        "--train",
+        path(&train),
+        "--validation",
+        path(&validation),
+        "--hp",
+        "predictor_type=binary_classifier",
+        "--hp",
+        "epochs=15",
+        "--output-dir",
+        path(out.path()),
+        "--quiet",
+    ]);
+    for file in [
+        "model.tar.gz",
+        "metrics.json",
+        "learning_curve.svg",
+        "roc_curve.svg",
+        "pr_curve.svg",
+    ] {
+        assert!(out.path().join(file).exists(), "{file} was not written");
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.path().join("metrics.json")).unwrap()).unwrap();
+    assert!(metrics["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["epoch"].is_number()));
+
+    let model = out.path().join("model.tar.gz");
+    let report: serde_json::Value = serde_json::from_str(&tern_ok(&[
+        "evaluate",
+        path(&model),
+        "--test",
+        path(&test),
+        "--json",
+    ]))
+    .unwrap();
+    let accuracy = report["accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.93, "test accuracy {accuracy}");
+    assert!(report["roc_auc"].as_f64().unwrap() > 0.97);
+
+    let cv: serde_json::Value = serde_json::from_str(&tern_ok(&[
+        "evaluate",
+        path(&model),
+        "--test",
+        path(&train),
+        "--kfold",
+        "5",
+        "--stratified",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(cv["folds"].as_array().unwrap().len(), 5);
+    assert!(cv["summary"]["accuracy"]["mean"].as_f64().unwrap() > 0.9);
+
+    // Unlabelled rows: the test split without its first column.
+    let rows: String = fs::read_to_string(&test)
+        .unwrap()
+        .lines()
+        .take(5)
+        .map(|l| format!("{}\n", l.split_once(',').unwrap().1))
+        .collect();
+    let rows_path = out.path().join("rows.csv");
+    fs::write(&rows_path, rows).unwrap();
+    let response: serde_json::Value = serde_json::from_str(&tern_ok(&[
+        "predict",
+        path(&model),
+        "--input",
+        path(&rows_path),
+        "--content-type",
+        "text/csv",
+    ]))
+    .unwrap();
+    let predictions = response["predictions"].as_array().unwrap();
+    assert_eq!(predictions.len(), 5);
+    for p in predictions {
+        let score = p["score"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&score));
+        assert_eq!(
+            p["predicted_label"].as_i64().unwrap(),
+            i64::from(score >= 0.5),
+            "{p}"
+        );
+    }
+    let lines = tern_ok(&[
+        "predict",
+        path(&model),
+        "--input",
+        path(&rows_path),
+        "--accept",
+        "application/jsonlines",
+    ]);
+    assert_eq!(lines.lines().count(), 5);
+}
+
+#[test]
+fn bad_hyperparameters_fail_before_training_with_the_allowed_values() {
+    let out = tempfile::tempdir().unwrap();
+    let train = dataset("breast_cancer", "train");
+    let output = tern(&[
+        "train",
+        "--algorithm",
+        "linear-learner",
+        "--train",
+        path(&train),
+        "--hp",
+        "predictor_type=classifier",
+        "--output-dir",
+        path(out.path()),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("predictor_type") && stderr.contains("binary_classifier"),
+        "{stderr}"
+    );
+    assert!(!out.path().join("model.tar.gz").exists());
+
+    let output = tern(&[
+        "train",
+        "--algorithm",
+        "linear-learner",
+        "--train",
+        path(&train),
+        "--hp",
+        "predictor_type=binary_classifier",
+        "--hp",
+        "epoch=3",
+        "--output-dir",
+        path(out.path()),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("\"epoch\"") && stderr.contains("epochs"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn malformed_csv_names_file_line_and_column() {
+    let out = tempfile::tempdir().unwrap();
+    let bad = out.path().join("bad.csv");
+    fs::write(&bad, "1,0.5,2.0\n0,0.25,abc\n").unwrap();
+    let output = tern(&[
+        "train",
+        "--algorithm",
+        "linear-learner",
+        "--train",
+        path(&bad),
+        "--hp",
+        "predictor_type=binary_classifier",
+        "--output-dir",
+        path(out.path()),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad.csv") && stderr.contains("line 2") && stderr.contains("abc"),
+        "{stderr}"
+    );
+}
+
+fn sagemaker_layout(root: &Path, hyperparameters: &str, input_config: &str) {
+    fs::create_dir_all(root.join("input/config")).unwrap();
+    fs::create_dir_all(root.join("input/data")).unwrap();
+    fs::write(
+        root.join("input/config/hyperparameters.json"),
+        hyperparameters,
+    )
+    .unwrap();
+    fs::write(root.join("input/config/inputdataconfig.json"), input_config).unwrap();
+    fs::write(
+        root.join("input/config/resourceconfig.json"),
+        r#"{"current_host":"algo-1","hosts":["algo-1"],"network_interface_name":"eth0"}"#,
+    )
+    .unwrap();
+}
+
+#[test]
+fn sagemaker_file_mode_job_writes_the_model_where_sagemaker_expects_it() {
+    let root = tempfile::tempdir().unwrap();
+    sagemaker_layout(
+        root.path(),
+        r#"{"predictor_type": "binary_classifier", "epochs": "5", "mini_batch_size": "64"}"#,
+        r#"{"train": {"ContentType": "text/csv", "TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"},
+            "validation": {"ContentType": "text/csv", "TrainingInputMode": "File"}}"#,
+    );
+    for split in ["train", "validation"] {
+        let dir = root.path().join("input/data").join(split);
+        fs::create_dir_all(&dir).unwrap();
+        fs::copy(dataset("breast_cancer", split), dir.join("part-0.csv")).unwrap();
+    }
+    // No --algorithm: linear-learner is the only algorithm whose table takes these hyperparameters.
+    tern_ok(&["train", "--sagemaker-root", path(root.path()), "--quiet"]);
+    assert!(root.path().join("model/model.tar.gz").exists());
+    assert!(root.path().join("output/data/metrics.json").exists());
+    assert!(!root.path().join("output/failure").exists());
+}
+
+#[test]
+fn sagemaker_failure_is_written_to_output_failure_with_a_non_zero_exit() {
+    let root = tempfile::tempdir().unwrap();
+    sagemaker_layout(
+        root.path(),
+        r#"{"predictor_type": "multiclass_classifier"}"#,
+        r#"{"train": {"ContentType": "text/csv", "TrainingInputMode": "File"}}"#,
+    );
+    fs::create_dir_all(root.path().join("input/data/train")).unwrap();
+    fs::copy(
+        dataset("iris", "train"),
+        root.path().join("input/data/train/iris.csv"),
+    )
+    .unwrap();
+    let output = tern(&[
+        "train",
+        "--algorithm",
+        "linear-learner",
+        "--sagemaker-root",
+        path(root.path()),
+        "--quiet",
+    ]);
+    assert!(!output.status.success());
+    let failure = fs::read_to_string(root.path().join("output/failure")).unwrap();
+    assert!(failure.contains("num_classes"), "{failure}");
+    assert!(!root.path().join("model/model.tar.gz").exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn sagemaker_pipe_mode_streams_one_fifo_per_epoch() {
+    use std::io::Write;
+    let root = tempfile::tempdir().unwrap();
+    let epochs = 3;
+    sagemaker_layout(
+        root.path(),
+        &format!(
+            r#"{{"predictor_type": "binary_classifier", "epochs": "{epochs}", "early_stopping_patience": "10"}}"#
+        ),
+        r#"{"train": {"ContentType": "text/csv", "TrainingInputMode": "Pipe"}}"#,
+    );
+    let data = fs::read(dataset("breast_cancer", "train")).unwrap();
+    // SageMaker creates train_<epoch> FIFOs and writes each pass into the next one as the algorithm reads.
+    let fifo_dir = root.path().join("input/data");
+    let writer = std::thread::spawn(move || {
+        for epoch in 0..epochs {
+            let fifo = fifo_dir.join(format!("train_{epoch}"));
+            let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+            assert_eq!(
+                unsafe { libc_mkfifo(c_path.as_ptr(), 0o600) },
+                0,
+                "mkfifo {}",
+                fifo.display()
+            );
+            let mut pipe = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            pipe.write_all(&data).unwrap();
+        }
+    });
+    tern_ok(&[
+        "train",
+        "--algorithm",
+        "linear-learner",
+        "--sagemaker-root",
+        path(root.path()),
+        "--quiet",
+    ]);
+    writer.join().unwrap();
+    assert!(root.path().join("model/model.tar.gz").exists());
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&fs::read(root.path().join("output/data/metrics.json")).unwrap())
+            .unwrap();
+    let epochs_seen: std::collections::BTreeSet<i64> = metrics["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["epoch"].as_i64())
+        .collect();
+    assert_eq!(
+        epochs_seen.len(),
+        epochs,
+        "one pass per FIFO: {epochs_seen:?}"
+    );
+}
+
+extern "C" {
+    #[link_name = "mkfifo"]
+    fn libc_mkfifo(path: *const std::os::raw::c_char, mode: u32) -> i32;
+}
