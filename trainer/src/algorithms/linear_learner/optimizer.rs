@@ -117,6 +117,31 @@ impl Optimizer {
     }
 }
 
+impl Optimizer {
+    /// The proximal step of an L1 penalty `l1 · |w|` after an update at `learning_rate`: each parameter moves
+    /// towards 0 by `l1` times the step size this optimizer gave it (its per-coordinate rate for the adaptive
+    /// optimizers), stopping at exactly 0. A coordinate whose gradient stays below `l1` in size thus rests at 0.
+    pub fn proximal_l1(&self, parameters: &mut [f32], learning_rate: f64, l1: f64) {
+        let rate = learning_rate as f32;
+        let l1 = l1 as f32;
+        let OptimizerSettings { beta_1, beta_2, .. } = self.settings;
+        let steps = self.steps.max(1);
+        let adam_step =
+            (learning_rate * (1.0 - beta_2.powi(steps)).sqrt() / (1.0 - beta_1.powi(steps))) as f32;
+        let step_of = |second: f32| -> f32 {
+            match self.settings.kind {
+                OptimizerKind::Sgd => rate,
+                OptimizerKind::Adam => adam_step / (second.sqrt() + EPSILON),
+                OptimizerKind::Adagrad | OptimizerKind::RmsProp => rate / (second.sqrt() + EPSILON),
+            }
+        };
+        for (p, &second) in parameters.iter_mut().zip(&self.second) {
+            let shrink = l1 * step_of(second);
+            *p = p.signum() * (p.abs() - shrink).max(0.0);
+        }
+    }
+}
+
 /// The step-decay schedule of `use_lr_scheduler`: after every `step` updates the rate is multiplied by `factor`,
 /// never going below `minimum` (nor, when the base rate is already below `minimum`, below the base rate).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -475,11 +475,8 @@ impl Candidate {
             );
         }
         if self.l1 > 0.0 {
-            // Proximal step of the L1 penalty: shrink towards 0 by rate * l1, stopping at exactly 0.
-            let shrink = (rate * self.l1) as f32;
-            for w in &mut self.weights {
-                *w = w.signum() * (w.abs() - shrink).max(0.0);
-            }
+            self.weight_optimizer
+                .proximal_l1(&mut self.weights, rate, self.l1);
         }
         if !self.weights.iter().chain(&self.bias).all(|v| v.is_finite()) {
             self.diverged = true;
