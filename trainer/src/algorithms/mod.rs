@@ -1,12 +1,13 @@
 //! The registry: every algorithm tern trains, one folder each. Adding an algorithm is one line in [`all`].
 
 pub mod linear_learner;
+pub mod xgboost;
 
 use crate::{Algorithm, TrainError};
 
 /// Every registered algorithm.
 pub fn all() -> &'static [&'static dyn Algorithm] {
-    &[&linear_learner::LinearLearner]
+    &[&linear_learner::LinearLearner, &xgboost::XGBoost]
 }
 
 /// The algorithm called `name` (SageMaker's spelling, with `-` or `_`, any case).

@@ -1,0 +1,459 @@
+//! The boosting loop: gradients each round, one tree per output group, training and validation margins updated
+//! incrementally, metrics logged per round as xgboost prints them, and early stopping keeping the best round.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::data::{record_error, Dataset, FeatureMatrix};
+use crate::{TrainError, TrainingContext};
+
+use super::binning::{BinnedMatrix, Cuts};
+use super::grow::{grow_tree, sample, tree_rng, FeatureRules};
+use super::metric::{self, EvalInput};
+use super::model::Model;
+use super::objective::{weighted_quantile, GradientPair, Objective};
+use super::params::TrainParams;
+use super::rank;
+use super::tree::Tree;
+
+/// Labelled rows with weights and optional query groups, checked for the objective.
+pub struct TrainingSet<'a> {
+    pub name: &'a str,
+    pub features: &'a FeatureMatrix,
+    pub labels: &'a [f32],
+    pub weights: Vec<f32>,
+    /// Query group boundaries `0 = g0 < g1 < … = rows`, for ranking objectives.
+    pub groups: Option<Vec<usize>>,
+}
+
+impl<'a> TrainingSet<'a> {
+    /// Checks `dataset`'s labels, weights and groups against the objective before any training.
+    pub fn new(
+        name: &'a str,
+        dataset: &'a Dataset,
+        params: &TrainParams,
+        group_sizes: Option<&[usize]>,
+    ) -> Result<TrainingSet<'a>, TrainError> {
+        let labels = dataset.require_labels(name)?;
+        for (i, &y) in labels.iter().enumerate() {
+            params
+                .objective
+                .check_label(y, params.num_class)
+                .map_err(|expected| {
+                    record_error(
+                        name,
+                        i + 1,
+                        "label",
+                        format!("{y} is invalid: expected {expected}"),
+                    )
+                })?;
+        }
+        let weights = match &dataset.weights {
+            Some(w) => {
+                if let Some(i) = w.iter().position(|&w| !(w.is_finite() && w >= 0.0)) {
+                    return Err(record_error(
+                        name,
+                        i + 1,
+                        "weight",
+                        format!("{} is invalid: expected a finite weight >= 0", w[i]),
+                    ));
+                }
+                w.clone()
+            }
+            None => vec![1.0; labels.len()],
+        };
+        let groups = match group_sizes {
+            Some(sizes) => {
+                let total: usize = sizes.iter().sum();
+                if total != labels.len() {
+                    return Err(TrainError::data(
+                        name,
+                        format!(
+                            "query group sizes sum to {total}, but the channel has {} rows",
+                            labels.len()
+                        ),
+                    ));
+                }
+                let mut bounds = vec![0];
+                for &s in sizes {
+                    bounds.push(bounds[bounds.len() - 1] + s);
+                }
+                Some(bounds)
+            }
+            None if params.objective.is_ranking() => {
+                return Err(TrainError::data(
+                    name,
+                    format!(
+                        "objective {} needs query groups (a group file or column)",
+                        params.objective.name()
+                    ),
+                ))
+            }
+            None => None,
+        };
+        Ok(TrainingSet {
+            name,
+            features: &dataset.features,
+            labels,
+            weights,
+            groups,
+        })
+    }
+}
+
+/// What training produced besides the model: the final metric values by `train:<m>` / `validation:<m>`.
+pub struct TrainingOutcome {
+    pub model: Model,
+    pub final_metrics: Vec<(String, f64)>,
+}
+
+struct EvalSet<'a> {
+    set: &'a TrainingSet<'a>,
+    margins: Vec<f32>,
+}
+
+fn evaluate_set(params: &TrainParams, set: &EvalSet<'_>, num_group: usize, metric: &str) -> f64 {
+    let mut predictions = set.margins.clone();
+    for row in predictions.chunks_mut(num_group) {
+        params.objective.transform(row);
+    }
+    // multi:softmax evaluates class labels for merror the same as probabilities' arg max, so probabilities serve.
+    metric::evaluate(
+        metric,
+        &EvalInput {
+            labels: set.set.labels,
+            weights: &set.set.weights,
+            predictions: &predictions,
+            margins: &set.margins,
+            num_group,
+            groups: set.set.groups.as_deref(),
+        },
+    )
+}
+
+/// Trains a model on `train`, evaluating on `validation` each round.
+pub fn train(
+    params: &TrainParams,
+    train: &TrainingSet<'_>,
+    validation: Option<&TrainingSet<'_>>,
+    context: &mut TrainingContext,
+) -> Result<TrainingOutcome, TrainError> {
+    let n = train.labels.len();
+    let n_features = train.features.n_cols();
+    let g = params.num_class.max(1);
+    if !params.monotone.is_empty() && params.monotone.len() != n_features {
+        return Err(TrainError::data(
+            train.name,
+            format!(
+                "monotone_constraints has {} entries but the data have {n_features} features",
+                params.monotone.len()
+            ),
+        ));
+    }
+    if let Some(f) = params
+        .interaction
+        .iter()
+        .flatten()
+        .find(|&&f| f >= n_features)
+    {
+        return Err(TrainError::data(
+            train.name,
+            format!("interaction_constraints names feature {f}, but the data have {n_features} features"),
+        ));
+    }
+    if params.early_stopping_rounds.is_some() && validation.is_none() {
+        return Err(TrainError::Config(
+            "early_stopping_rounds needs a validation channel".into(),
+        ));
+    }
+    let cuts = Cuts::build(
+        train.features,
+        &train.weights,
+        if params.exact {
+            None
+        } else {
+            Some(params.max_bin)
+        },
+    );
+    let binned = BinnedMatrix::new(train.features, &cuts);
+    let base_score = match params.base_score {
+        Some(b) => vec![b as f32; g],
+        None => params
+            .objective
+            .estimate_intercept(train.labels, &train.weights, g),
+    };
+    let mut model = Model {
+        objective: params.objective,
+        num_group: g,
+        num_feature: n_features,
+        base_score,
+        trees: Vec::new(),
+        tree_group: Vec::new(),
+        best_iteration: None,
+        best_score: None,
+        scale_pos_weight: params.scale_pos_weight,
+        max_delta_step: params.max_delta_step,
+    };
+    let base_margin = model.base_margin();
+    let mut train_eval = EvalSet {
+        set: train,
+        margins: base_margin.repeat(n),
+    };
+    let mut valid_eval = validation.map(|v| EvalSet {
+        set: v,
+        margins: base_margin.repeat(v.labels.len()),
+    });
+    let mut gradients = vec![GradientPair::default(); n * g];
+    let mut group_gradients = vec![GradientPair::default(); n];
+    let mut sample_rng = ChaCha8Rng::seed_from_u64(params.seed);
+    let all_features: Vec<usize> = (0..n_features).collect();
+    let watched = params
+        .eval_metrics
+        .last()
+        .cloned()
+        .unwrap_or_else(|| "rmse".into());
+    let maximize = metric::maximize(&watched);
+    let mut best: Option<(usize, f64)> = None;
+    let mut last_line = Vec::new();
+    let bar = context.start_progress(params.num_round as u64, "xgboost");
+    for round in 0..params.num_round {
+        if params.objective.is_ranking() {
+            rank::lambda_gradients(
+                params.objective,
+                &train_eval.margins,
+                train.labels,
+                &train.weights,
+                train.groups.as_deref().unwrap_or(&[0, n]),
+                &mut gradients,
+            );
+        } else {
+            params.objective.gradients(
+                &train_eval.margins,
+                train.labels,
+                &train.weights,
+                params.scale_pos_weight as f32,
+                params.max_delta_step as f32,
+                g,
+                &mut gradients,
+            );
+        }
+        let sampled: Vec<u32> = if params.subsample < 1.0 {
+            (0..n as u32)
+                .filter(|_| sample_rng.gen::<f64>() < params.subsample)
+                .collect()
+        } else {
+            (0..n as u32).collect()
+        };
+        for group in 0..g {
+            for (slot, pair) in group_gradients
+                .iter_mut()
+                .zip(gradients.iter().skip(group).step_by(g))
+            {
+                *slot = *pair;
+            }
+            let tree_index = model.trees.len();
+            let mut rng = tree_rng(params.seed, tree_index);
+            let tree_features = sample(&all_features, params.colsample_bytree, &mut rng);
+            let rules = FeatureRules {
+                tree_features,
+                monotone: &params.monotone,
+                interaction: &params.interaction,
+                rng,
+            };
+            let mut grown = grow_tree(
+                &binned,
+                &cuts,
+                &group_gradients,
+                sampled.clone(),
+                params,
+                rules,
+            );
+            if params.objective == Objective::AbsoluteError {
+                refresh_leaves_to_median(
+                    &mut grown.tree,
+                    &grown.leaves,
+                    &grown.positions,
+                    train,
+                    &train_eval.margins,
+                    g,
+                    group,
+                    params.eta,
+                );
+            }
+            // Training margins: rows the tree saw by their leaf, the others by walking the binned tree.
+            let mut seen = vec![false; if sampled.len() < n { n } else { 0 }];
+            for &(leaf, begin, end) in &grown.leaves {
+                let value = grown.tree.split_condition[leaf];
+                for &row in &grown.positions[begin..end] {
+                    train_eval.margins[row as usize * g + group] += value;
+                    if !seen.is_empty() {
+                        seen[row as usize] = true;
+                    }
+                }
+            }
+            for (row, _) in seen.iter().enumerate().filter(|(_, &s)| !s) {
+                let leaf = binned_leaf(&grown.tree, &grown.split_bins, &binned, row);
+                train_eval.margins[row * g + group] += grown.tree.split_condition[leaf];
+            }
+            if let Some(valid) = valid_eval.as_mut() {
+                add_tree(
+                    &grown.tree,
+                    valid.set.features,
+                    &mut valid.margins,
+                    g,
+                    group,
+                );
+            }
+            model.trees.push(grown.tree);
+            model.tree_group.push(group);
+        }
+        last_line.clear();
+        let mut line = format!("[{round}]");
+        let mut watched_value = None;
+        for (set_name, set) in std::iter::once(("train", Some(&train_eval)))
+            .chain(std::iter::once(("validation", valid_eval.as_ref())))
+        {
+            let Some(set) = set else { continue };
+            for metric_name in &params.eval_metrics {
+                let value = evaluate_set(params, set, g, metric_name);
+                line.push_str(&format!("\t{set_name}-{metric_name}:{value:.5}"));
+                context.log_metric(&format!("{set_name}:{metric_name}"), Some(round), value);
+                last_line.push((format!("{set_name}:{metric_name}"), value));
+                if set_name == "validation" && *metric_name == watched {
+                    watched_value = Some(value);
+                }
+            }
+        }
+        if params.verbosity > 0 {
+            context.log(&line);
+        }
+        bar.inc(1);
+        if let (Some(patience), Some(value)) = (params.early_stopping_rounds, watched_value) {
+            let improved = match best {
+                None => true,
+                Some((_, b)) => {
+                    if maximize {
+                        value > b
+                    } else {
+                        value < b
+                    }
+                }
+            };
+            if improved {
+                best = Some((round, value));
+            } else if round - best.map_or(0, |(r, _)| r) >= patience {
+                break;
+            }
+        }
+    }
+    context.finish_progress();
+    if let Some((best_round, best_value)) = best {
+        model.trees.truncate((best_round + 1) * g);
+        model.tree_group.truncate((best_round + 1) * g);
+        model.best_iteration = Some(best_round);
+        model.best_score = Some(best_value);
+        if params.verbosity > 0 {
+            context.log(&format!(
+                "Stopping. Best iteration:\n[{best_round}]\tvalidation-{watched}:{best_value:.5}"
+            ));
+        }
+    }
+    // Final values: from the kept model, so they describe what is saved.
+    let mut final_metrics = Vec::new();
+    if best.is_some() {
+        let train_set = EvalSet {
+            set: train,
+            margins: model.predict_margins(train.features),
+        };
+        let valid_set = validation.map(|v| EvalSet {
+            set: v,
+            margins: model.predict_margins(v.features),
+        });
+        for (set_name, set) in [
+            ("train", Some(&train_set)),
+            ("validation", valid_set.as_ref()),
+        ] {
+            let Some(set) = set else { continue };
+            for metric_name in &params.eval_metrics {
+                final_metrics.push((
+                    format!("{set_name}:{metric_name}"),
+                    evaluate_set(params, set, g, metric_name),
+                ));
+            }
+        }
+    } else {
+        final_metrics = last_line;
+    }
+    for (name, value) in &final_metrics {
+        context.log_metric(name, None, *value);
+    }
+    Ok(TrainingOutcome {
+        model,
+        final_metrics,
+    })
+}
+
+/// The leaf a training row reaches, walking the tree on its bins.
+fn binned_leaf(tree: &Tree, split_bins: &[i64], binned: &BinnedMatrix, row: usize) -> usize {
+    let mut node = 0;
+    while !tree.is_leaf(node) {
+        let f = tree.split_index[node] as usize;
+        let left = match binned.local_bin(row, f) {
+            None => tree.default_left[node],
+            Some(bin) => bin as i64 <= split_bins[node],
+        };
+        node = if left {
+            tree.left[node]
+        } else {
+            tree.right[node]
+        } as usize;
+    }
+    node
+}
+
+fn add_tree(tree: &Tree, features: &FeatureMatrix, margins: &mut [f32], g: usize, group: usize) {
+    let one = Model {
+        objective: Objective::SquaredError,
+        num_group: 1,
+        num_feature: features.n_cols(),
+        base_score: vec![0.0],
+        trees: vec![tree.clone()],
+        tree_group: vec![0],
+        best_iteration: None,
+        best_score: None,
+        scale_pos_weight: 1.0,
+        max_delta_step: 0.0,
+    };
+    let values = one.predict_margins(features);
+    for (row, v) in values.iter().enumerate() {
+        margins[row * g + group] += v;
+    }
+}
+
+/// reg:absoluteerror's leaf refresh: each leaf becomes eta × the weighted median of its rows' residuals.
+#[allow(clippy::too_many_arguments)]
+fn refresh_leaves_to_median(
+    tree: &mut Tree,
+    leaves: &[(usize, usize, usize)],
+    positions: &[u32],
+    train: &TrainingSet<'_>,
+    margins: &[f32],
+    g: usize,
+    group: usize,
+    eta: f64,
+) {
+    for &(leaf, begin, end) in leaves {
+        if begin == end {
+            continue;
+        }
+        let rows = &positions[begin..end];
+        let residuals: Vec<f32> = rows
+            .iter()
+            .map(|&r| train.labels[r as usize] - margins[r as usize * g + group])
+            .collect();
+        let weights: Vec<f32> = rows.iter().map(|&r| train.weights[r as usize]).collect();
+        let value = (weighted_quantile(&residuals, &weights, 0.5) * eta) as f32;
+        tree.split_condition[leaf] = value;
+        tree.base_weight[leaf] = value;
+    }
+}

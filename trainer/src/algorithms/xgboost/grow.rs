@@ -1,0 +1,678 @@
+//! Growing one tree on the binned matrix: gradient histograms per node (rayon over rows, the larger child by
+//! subtraction from its parent), the best split per node with a learned direction for missing values, and expansion
+//! depthwise (level by level) or lossguide (best loss reduction first), as xgboost's `hist` updater does.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use super::binning::{BinIndices, BinnedMatrix, Cuts};
+use super::objective::GradientPair;
+use super::params::{GrowPolicy, TrainParams};
+use super::tree::Tree;
+
+/// xgboost's smallest loss change that counts as a split.
+const RT_EPS: f64 = 1e-6;
+/// Rows per rayon task when building a histogram.
+const HIST_CHUNK: usize = 16 * 1024;
+
+type Hist = Vec<[f64; 2]>;
+
+/// Sums of gradients and hessians.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Stats {
+    grad: f64,
+    hess: f64,
+}
+
+impl Stats {
+    fn sub(self, other: Stats) -> Stats {
+        Stats {
+            grad: self.grad - other.grad,
+            hess: self.hess - other.hess,
+        }
+    }
+    fn add(self, other: Stats) -> Stats {
+        Stats {
+            grad: self.grad + other.grad,
+            hess: self.hess + other.hess,
+        }
+    }
+}
+
+/// The regularisation terms of xgboost's gain and leaf weight.
+#[derive(Debug, Clone, Copy)]
+struct Regularisation {
+    lambda: f64,
+    alpha: f64,
+    max_delta_step: f64,
+    min_child_weight: f64,
+}
+
+impl Regularisation {
+    fn threshold_l1(&self, g: f64) -> f64 {
+        if g > self.alpha {
+            g - self.alpha
+        } else if g < -self.alpha {
+            g + self.alpha
+        } else {
+            0.0
+        }
+    }
+
+    /// The optimal leaf weight of `s`, clipped to `max_delta_step` and the monotone `bounds`.
+    fn weight(&self, s: Stats, bounds: (f64, f64)) -> f64 {
+        if s.hess < self.min_child_weight || s.hess <= 0.0 {
+            return 0.0;
+        }
+        let mut w = -self.threshold_l1(s.grad) / (s.hess + self.lambda);
+        if self.max_delta_step != 0.0 && w.abs() > self.max_delta_step {
+            w = self.max_delta_step.copysign(w);
+        }
+        w.clamp(bounds.0, bounds.1)
+    }
+
+    /// The loss reduction of a node with stats `s` at weight `w`.
+    fn gain_given_weight(&self, s: Stats, w: f64) -> f64 {
+        -(2.0 * self.threshold_l1(s.grad) * w + (s.hess + self.lambda) * w * w)
+    }
+
+    fn gain(&self, s: Stats, bounds: (f64, f64), constrained: bool) -> f64 {
+        if s.hess < self.min_child_weight || s.hess <= 0.0 {
+            return 0.0;
+        }
+        if self.max_delta_step == 0.0 && !constrained {
+            let t = self.threshold_l1(s.grad);
+            return t * t / (s.hess + self.lambda);
+        }
+        self.gain_given_weight(s, self.weight(s, bounds))
+    }
+}
+
+/// The best split found for a node.
+#[derive(Debug, Clone, Copy)]
+struct Split {
+    loss_change: f64,
+    feature: usize,
+    /// Rows whose bin is `<= bin` go left; -1 sends every non-missing value right.
+    bin: i64,
+    default_left: bool,
+    left: Stats,
+    right: Stats,
+    threshold: f32,
+}
+
+impl Split {
+    /// Whether `self` beats `other`: a larger loss change, or an equal one on a lower feature.
+    fn better_than(&self, other: &Split) -> bool {
+        self.loss_change > other.loss_change
+            || (self.loss_change == other.loss_change && self.feature < other.feature)
+    }
+}
+
+/// A node being grown.
+struct NodeState {
+    begin: usize,
+    end: usize,
+    depth: usize,
+    stats: Stats,
+    bounds: (f64, f64),
+    /// Features split on along the path from the root (for interaction constraints).
+    path: Vec<usize>,
+    hist: Option<Hist>,
+}
+
+/// A node waiting in the expansion queue.
+struct Candidate {
+    node: usize,
+    depth: usize,
+    timestamp: usize,
+    split: Split,
+    lossguide: bool,
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Candidate {}
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Candidate {
+    /// The heap pops the greatest: shallowest first (depthwise) or largest loss change first (lossguide), earlier
+    /// nodes first on ties.
+    fn cmp(&self, other: &Self) -> Ordering {
+        let primary = if self.lossguide {
+            self.split.loss_change.total_cmp(&other.split.loss_change)
+        } else {
+            other.depth.cmp(&self.depth)
+        };
+        primary.then_with(|| other.timestamp.cmp(&self.timestamp))
+    }
+}
+
+/// A grown tree, and which training rows ended in which leaf.
+pub struct GrownTree {
+    pub tree: Tree,
+    /// The rows given to the grower, permuted so that each leaf's rows are contiguous.
+    pub positions: Vec<u32>,
+    /// (leaf node id, begin, end) into `positions`.
+    pub leaves: Vec<(usize, usize, usize)>,
+    /// Per node, the local bin of its split (`rows with bin <= split_bin go left`), for internal nodes.
+    pub split_bins: Vec<i64>,
+}
+
+/// Feature constraints and sampling for one tree.
+pub struct FeatureRules<'a> {
+    /// Features this tree may use (colsample_bytree applied), ascending.
+    pub tree_features: Vec<usize>,
+    pub monotone: &'a [i8],
+    pub interaction: &'a [Vec<usize>],
+    pub rng: ChaCha8Rng,
+}
+
+/// Grows one tree over `rows` (ids into `binned`) with per-row gradients `gpair`.
+pub fn grow_tree(
+    binned: &BinnedMatrix,
+    cuts: &Cuts,
+    gpair: &[GradientPair],
+    rows: Vec<u32>,
+    params: &TrainParams,
+    mut rules: FeatureRules<'_>,
+) -> GrownTree {
+    let reg = Regularisation {
+        lambda: params.lambda,
+        alpha: params.alpha,
+        max_delta_step: params.max_delta_step,
+        min_child_weight: params.min_child_weight,
+    };
+    let constrained = rules.monotone.iter().any(|&c| c != 0);
+    let mut positions = rows;
+    let root_stats = positions.iter().fold(Stats::default(), |acc, &r| {
+        let g = gpair[r as usize];
+        Stats {
+            grad: acc.grad + g.grad as f64,
+            hess: acc.hess + g.hess as f64,
+        }
+    });
+    let no_bounds = (f64::NEG_INFINITY, f64::INFINITY);
+    let root_weight = reg.weight(root_stats, no_bounds);
+    let eta = params.eta;
+    let mut tree = Tree::leaf(
+        (root_weight * eta) as f32,
+        (root_weight * eta) as f32,
+        root_stats.hess as f32,
+    );
+    let mut split_bins = vec![-1i64];
+    let mut nodes = vec![NodeState {
+        begin: 0,
+        end: positions.len(),
+        depth: 0,
+        stats: root_stats,
+        bounds: no_bounds,
+        path: Vec::new(),
+        hist: None,
+    }];
+    let mut level_features: Vec<Option<Vec<usize>>> = Vec::new();
+    let mut heap = BinaryHeap::new();
+    let lossguide = params.grow_policy == GrowPolicy::Lossguide;
+    let depth_open = |depth: usize| params.max_depth == 0 || depth < params.max_depth;
+    let mut timestamp = 0usize;
+
+    let mut evaluate =
+        |node: usize, nodes: &mut Vec<NodeState>, rules: &mut FeatureRules<'_>| -> Option<Split> {
+            let state = &nodes[node];
+            let features = node_features(state, rules, &mut level_features, params);
+            let hist = state
+                .hist
+                .as_ref()
+                .expect("histogram built before evaluation");
+            best_split(
+                hist,
+                binned,
+                cuts,
+                state,
+                &features,
+                &reg,
+                rules.monotone,
+                constrained,
+            )
+        };
+
+    if depth_open(0) && !positions.is_empty() {
+        nodes[0].hist = Some(build_hist(binned, gpair, &positions));
+        if let Some(split) = evaluate(0, &mut nodes, &mut rules) {
+            heap.push(Candidate {
+                node: 0,
+                depth: 0,
+                timestamp,
+                split,
+                lossguide,
+            });
+            timestamp += 1;
+        }
+    }
+    let mut num_leaves = 1usize;
+    while let Some(candidate) = heap.pop() {
+        let split = candidate.split;
+        let node = candidate.node;
+        let valid = split.loss_change > RT_EPS
+            && split.loss_change >= params.gamma
+            && split.left.hess > 0.0
+            && split.right.hess > 0.0
+            && depth_open(candidate.depth)
+            && (params.max_leaves == 0 || num_leaves < params.max_leaves);
+        if !valid {
+            nodes[node].hist = None;
+            continue;
+        }
+        // Partition the node's rows: left rows first, in their original order.
+        let (begin, end) = (nodes[node].begin, nodes[node].end);
+        let n_left = partition(binned, &mut positions[begin..end], &split);
+        let depth = candidate.depth + 1;
+        let parent_bounds = nodes[node].bounds;
+        let (left_bounds, right_bounds) = child_bounds(&reg, &split, parent_bounds, rules.monotone);
+        let left_weight = reg.weight(split.left, left_bounds);
+        let right_weight = reg.weight(split.right, right_bounds);
+        let left_id = tree.push_node(
+            node as i32,
+            (left_weight * eta) as f32,
+            (left_weight * eta) as f32,
+            split.left.hess as f32,
+        );
+        let right_id = tree.push_node(
+            node as i32,
+            (right_weight * eta) as f32,
+            (right_weight * eta) as f32,
+            split.right.hess as f32,
+        );
+        split_bins.extend([-1, -1]);
+        tree.left[node] = left_id as i32;
+        tree.right[node] = right_id as i32;
+        tree.split_index[node] = split.feature as u32;
+        tree.split_condition[node] = split.threshold;
+        tree.default_left[node] = split.default_left;
+        tree.loss_change[node] = split.loss_change as f32;
+        tree.base_weight[node] = reg.weight(nodes[node].stats, parent_bounds) as f32;
+        split_bins[node] = split.bin;
+        num_leaves += 1;
+        let mut path = nodes[node].path.clone();
+        if !path.contains(&split.feature) {
+            path.push(split.feature);
+        }
+        let parent_hist = nodes[node].hist.take();
+        for (id, b, e, stats, bounds) in [
+            (left_id, begin, begin + n_left, split.left, left_bounds),
+            (right_id, begin + n_left, end, split.right, right_bounds),
+        ] {
+            debug_assert_eq!(nodes.len(), id);
+            nodes.push(NodeState {
+                begin: b,
+                end: e,
+                depth,
+                stats,
+                bounds,
+                path: path.clone(),
+                hist: None,
+            });
+        }
+        if !depth_open(depth) {
+            continue;
+        }
+        let (small, large) = if n_left <= end - begin - n_left {
+            (left_id, right_id)
+        } else {
+            (right_id, left_id)
+        };
+        let small_hist = build_hist(
+            binned,
+            gpair,
+            &positions[nodes[small].begin..nodes[small].end],
+        );
+        let large_hist = match parent_hist {
+            Some(mut parent) => {
+                parent
+                    .par_iter_mut()
+                    .zip(small_hist.par_iter())
+                    .for_each(|(p, s)| {
+                        p[0] -= s[0];
+                        p[1] -= s[1];
+                    });
+                parent
+            }
+            None => build_hist(
+                binned,
+                gpair,
+                &positions[nodes[large].begin..nodes[large].end],
+            ),
+        };
+        nodes[small].hist = Some(small_hist);
+        nodes[large].hist = Some(large_hist);
+        for child in [left_id, right_id] {
+            match evaluate(child, &mut nodes, &mut rules) {
+                Some(split) => {
+                    heap.push(Candidate {
+                        node: child,
+                        depth,
+                        timestamp,
+                        split,
+                        lossguide,
+                    });
+                    timestamp += 1;
+                }
+                None => nodes[child].hist = None,
+            }
+        }
+    }
+    let leaves = (0..tree.n_nodes())
+        .filter(|&n| tree.is_leaf(n))
+        .map(|n| (n, nodes[n].begin, nodes[n].end))
+        .collect();
+    GrownTree {
+        tree,
+        positions,
+        leaves,
+        split_bins,
+    }
+}
+
+/// The monotone bounds of the two children of a split on a constrained feature: the midpoint of the children's
+/// weights caps one side and floors the other.
+fn child_bounds(
+    reg: &Regularisation,
+    split: &Split,
+    bounds: (f64, f64),
+    monotone: &[i8],
+) -> ((f64, f64), (f64, f64)) {
+    let constraint = monotone.get(split.feature).copied().unwrap_or(0);
+    if constraint == 0 {
+        return (bounds, bounds);
+    }
+    let wl = reg.weight(split.left, bounds);
+    let wr = reg.weight(split.right, bounds);
+    let mid = (wl + wr) / 2.0;
+    if constraint > 0 {
+        ((bounds.0, mid), (mid, bounds.1))
+    } else {
+        ((mid, bounds.1), (bounds.0, mid))
+    }
+}
+
+/// The features a node may split on: the tree's sample, then the level's and the node's samples, then interaction
+/// constraints.
+fn node_features(
+    state: &NodeState,
+    rules: &mut FeatureRules<'_>,
+    level_features: &mut Vec<Option<Vec<usize>>>,
+    params: &TrainParams,
+) -> Vec<usize> {
+    let depth = state.depth;
+    if level_features.len() <= depth {
+        level_features.resize(depth + 1, None);
+    }
+    if level_features[depth].is_none() {
+        let sampled = sample(
+            &rules.tree_features,
+            params.colsample_bylevel,
+            &mut rules.rng,
+        );
+        level_features[depth] = Some(sampled);
+    }
+    let level = level_features[depth]
+        .as_ref()
+        .expect("level sample set above");
+    let mut features = sample(level, params.colsample_bynode, &mut rules.rng);
+    if !rules.interaction.is_empty() && !state.path.is_empty() {
+        let allowed: Vec<usize> = rules
+            .interaction
+            .iter()
+            .filter(|set| state.path.iter().all(|f| set.contains(f)))
+            .flatten()
+            .copied()
+            .chain(state.path.iter().copied())
+            .collect();
+        features.retain(|f| allowed.contains(f));
+    }
+    features
+}
+
+/// A sorted random subset of `features` of size `round(fraction * len)`, at least one.
+pub fn sample(features: &[usize], fraction: f64, rng: &mut ChaCha8Rng) -> Vec<usize> {
+    if fraction >= 1.0 || features.is_empty() {
+        return features.to_vec();
+    }
+    let n = ((features.len() as f64 * fraction).round() as usize).clamp(1, features.len());
+    let mut chosen: Vec<usize> = features.choose_multiple(rng, n).copied().collect();
+    chosen.sort_unstable();
+    chosen
+}
+
+/// A seeded generator for tree `tree_index` of a run seeded `seed`.
+pub fn tree_rng(seed: u64, tree_index: usize) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ (tree_index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+trait Slot: Copy + Send + Sync {
+    fn index(self) -> usize;
+}
+impl Slot for u16 {
+    #[inline(always)]
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+impl Slot for u32 {
+    #[inline(always)]
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The gradient histogram of `rows`: per slot, the sums of gradient and hessian.
+fn build_hist(binned: &BinnedMatrix, gpair: &[GradientPair], rows: &[u32]) -> Hist {
+    match &binned.bins {
+        BinIndices::U16(bins) => {
+            build_hist_typed(bins, binned.n_features, binned.n_slots(), gpair, rows)
+        }
+        BinIndices::U32(bins) => {
+            build_hist_typed(bins, binned.n_features, binned.n_slots(), gpair, rows)
+        }
+    }
+}
+
+fn accumulate<T: Slot>(
+    hist: &mut Hist,
+    bins: &[T],
+    n_features: usize,
+    gpair: &[GradientPair],
+    rows: &[u32],
+) {
+    for &row in rows {
+        let row = row as usize;
+        let g = gpair[row];
+        let (grad, hess) = (g.grad as f64, g.hess as f64);
+        for &slot in &bins[row * n_features..(row + 1) * n_features] {
+            // SAFETY-free indexing: slots are built < n_slots by BinnedMatrix::new.
+            let entry = &mut hist[slot.index()];
+            entry[0] += grad;
+            entry[1] += hess;
+        }
+    }
+}
+
+fn build_hist_typed<T: Slot>(
+    bins: &[T],
+    n_features: usize,
+    n_slots: usize,
+    gpair: &[GradientPair],
+    rows: &[u32],
+) -> Hist {
+    if rows.len() <= HIST_CHUNK {
+        let mut hist = vec![[0.0; 2]; n_slots];
+        accumulate(&mut hist, bins, n_features, gpair, rows);
+        return hist;
+    }
+    let partials: Vec<Hist> = rows
+        .par_chunks(HIST_CHUNK)
+        .map(|chunk| {
+            let mut hist = vec![[0.0; 2]; n_slots];
+            accumulate(&mut hist, bins, n_features, gpair, chunk);
+            hist
+        })
+        .collect();
+    // Summing the chunk histograms in chunk order keeps the result independent of thread scheduling.
+    let mut iter = partials.into_iter();
+    let mut total = iter.next().unwrap_or_else(|| vec![[0.0; 2]; n_slots]);
+    for partial in iter {
+        total
+            .par_iter_mut()
+            .zip(partial.par_iter())
+            .for_each(|(t, p)| {
+                t[0] += p[0];
+                t[1] += p[1];
+            });
+    }
+    total
+}
+
+/// Reorders `rows` so the rows going left come first (each side in its original order); returns the left count.
+fn partition(binned: &BinnedMatrix, rows: &mut [u32], split: &Split) -> usize {
+    let f = split.feature;
+    let begin = binned.slot_offsets[f];
+    let missing = binned.slot_offsets[f + 1] - 1;
+    let goes_left = |slot: usize| {
+        if slot == missing {
+            split.default_left
+        } else {
+            (slot - begin) as i64 <= split.bin
+        }
+    };
+    let nf = binned.n_features;
+    let mut right = Vec::with_capacity(rows.len() / 2);
+    let mut write = 0;
+    for i in 0..rows.len() {
+        let row = rows[i];
+        let slot = match &binned.bins {
+            BinIndices::U16(b) => b[row as usize * nf + f] as usize,
+            BinIndices::U32(b) => b[row as usize * nf + f] as usize,
+        };
+        if goes_left(slot) {
+            rows[write] = row;
+            write += 1;
+        } else {
+            right.push(row);
+        }
+    }
+    rows[write..].copy_from_slice(&right);
+    write
+}
+
+/// The best split of a node over `features`, or `None` when no split satisfies `min_child_weight`.
+#[allow(clippy::too_many_arguments)]
+fn best_split(
+    hist: &Hist,
+    binned: &BinnedMatrix,
+    cuts: &Cuts,
+    state: &NodeState,
+    features: &[usize],
+    reg: &Regularisation,
+    monotone: &[i8],
+    constrained: bool,
+) -> Option<Split> {
+    let parent_gain = reg.gain(state.stats, state.bounds, constrained);
+    let evaluate_feature = |&f: &usize| -> Option<Split> {
+        let begin = binned.slot_offsets[f];
+        let n_bins = cuts.n_bins(f);
+        let bins = &hist[begin..begin + n_bins];
+        let missing = Stats {
+            grad: hist[begin + n_bins][0],
+            hess: hist[begin + n_bins][1],
+        };
+        let total = state.stats;
+        let constraint = monotone.get(f).copied().unwrap_or(0);
+        let cut_values = cuts.feature(f);
+        let mut best: Option<Split> = None;
+        let mut consider = |left: Stats, right: Stats, bin: i64, default_left: bool| {
+            if left.hess < reg.min_child_weight || right.hess < reg.min_child_weight {
+                return;
+            }
+            let (gain_left, gain_right) = if constrained {
+                let wl = reg.weight(left, state.bounds);
+                let wr = reg.weight(right, state.bounds);
+                if (constraint > 0 && wl > wr) || (constraint < 0 && wl < wr) {
+                    return;
+                }
+                (
+                    reg.gain_given_weight(left, wl),
+                    reg.gain_given_weight(right, wr),
+                )
+            } else {
+                (
+                    reg.gain(left, state.bounds, false),
+                    reg.gain(right, state.bounds, false),
+                )
+            };
+            let loss_change = gain_left + gain_right - parent_gain;
+            if best.as_ref().is_none_or(|b| loss_change > b.loss_change) {
+                let threshold = if bin >= 0 {
+                    cut_values[bin as usize]
+                } else {
+                    cuts.min_values[f]
+                };
+                best = Some(Split {
+                    loss_change,
+                    feature: f,
+                    bin,
+                    default_left,
+                    left,
+                    right,
+                    threshold,
+                });
+            }
+        };
+        // Missing values right: left takes bins 0..=b.
+        let mut left = Stats::default();
+        for (b, entry) in bins.iter().enumerate() {
+            left = left.add(Stats {
+                grad: entry[0],
+                hess: entry[1],
+            });
+            let right = total.sub(left);
+            consider(left, right, b as i64, false);
+        }
+        // Missing values left, when the node has any: right takes bins b..
+        if missing.hess > 0.0 || missing.grad != 0.0 {
+            let mut right = Stats::default();
+            for b in (0..n_bins).rev() {
+                right = right.add(Stats {
+                    grad: bins[b][0],
+                    hess: bins[b][1],
+                });
+                let left = total.sub(right);
+                consider(left, right, b as i64 - 1, true);
+            }
+        }
+        best
+    };
+    let pick = |a: Option<Split>, b: Option<Split>| match (a, b) {
+        (Some(a), Some(b)) => Some(if b.better_than(&a) { b } else { a }),
+        (a, None) => a,
+        (None, b) => b,
+    };
+    if features.len() >= 32 && state.end - state.begin >= 1024 {
+        features
+            .par_iter()
+            .map(evaluate_feature)
+            .reduce(|| None, pick)
+    } else {
+        features.iter().map(evaluate_feature).fold(None, pick)
+    }
+}

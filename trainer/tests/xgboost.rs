@@ -1,0 +1,620 @@
+//! XGBoost against the real `xgboost` package (3.2.0, in the project virtualenv) on scikit-learn's bundled real
+//! datasets: model quality with the same hyperparameters, and the JSON model interchange in both directions.
+//! The oracle is `tests/oracles/xgboost_oracle.py`; data are `tests/data/generated/*` (tests/python/export_datasets.py).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ndarray::Array2;
+use serde_json::{json, Value};
+use tern_trainer::algorithms::xgboost::{
+    self, booster::TrainingOutcome, metric, model::Model, params::TrainParams, XGBoost,
+};
+use tern_trainer::data::{Dataset, FeatureMatrix};
+use tern_trainer::{Algorithm, Hyperparameters, TrainingContext};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn data(name: &str, split: &str) -> PathBuf {
+    root()
+        .join("tests/data/generated")
+        .join(name)
+        .join(format!("{split}.csv"))
+}
+
+/// Reads a SageMaker CSV (label first, `nan` for missing) into a dense dataset.
+fn read_csv(path: &Path) -> Dataset {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut labels = Vec::new();
+    let mut values = Vec::new();
+    let mut cols = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let fields: Vec<f32> = line
+            .split(',')
+            .map(|f| f.trim().parse::<f32>().unwrap_or(f32::NAN))
+            .collect();
+        labels.push(fields[0]);
+        cols = fields.len() - 1;
+        values.extend_from_slice(&fields[1..]);
+    }
+    let n = labels.len();
+    Dataset {
+        features: FeatureMatrix::Dense(Array2::from_shape_vec((n, cols), values).unwrap()),
+        labels: Some(labels),
+        weights: None,
+    }
+}
+
+fn oracle(request: Value) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("request.json");
+    std::fs::write(&path, request.to_string()).unwrap();
+    let python = root().join(".venv/bin/python");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracles/xgboost_oracle.py");
+    let output = Command::new(&python)
+        .arg(&script)
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} (run scripts/setup-python.sh): {e}",
+                python.display()
+            )
+        });
+    assert!(
+        output.status.success(),
+        "oracle failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn params(pairs: &[(&str, &str)]) -> TrainParams {
+    let raw: BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let hp = Hyperparameters::parse("xgboost", XGBoost.hyperparameters(), &raw).unwrap();
+    TrainParams::from_hyperparameters(&hp).unwrap()
+}
+
+fn train(pairs: &[(&str, &str)], train: &Dataset, validation: Option<&Dataset>) -> TrainingOutcome {
+    xgboost::train_datasets(
+        &params(pairs),
+        train,
+        validation,
+        None,
+        None,
+        &mut TrainingContext::new(true),
+    )
+    .unwrap()
+}
+
+fn auc(labels: &[f32], scores: &[f32]) -> f64 {
+    metric::binary_auc(labels, &vec![1.0; labels.len()], scores)
+}
+
+fn accuracy(labels: &[f32], probabilities: &[f32], k: usize) -> f64 {
+    let hits = labels
+        .iter()
+        .enumerate()
+        .filter(|(i, &y)| {
+            let row = &probabilities[i * k..(i + 1) * k];
+            let best = (0..k).fold(0, |b, c| if row[c] > row[b] { c } else { b });
+            best == y as usize
+        })
+        .count();
+    hits as f64 / labels.len() as f64
+}
+
+fn rmse(labels: &[f32], predictions: &[f32]) -> f64 {
+    let sum: f64 = labels
+        .iter()
+        .zip(predictions)
+        .map(|(&y, &p)| ((y - p) as f64).powi(2))
+        .sum();
+    (sum / labels.len() as f64).sqrt()
+}
+
+/// The oracle's request params: every pair but `num_round`, as the strings SageMaker passes.
+fn xgb_params(pairs: &[(&str, &str)]) -> Value {
+    let map = pairs
+        .iter()
+        .filter(|(k, _)| *k != "num_round")
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    Value::Object(map)
+}
+
+fn num_round(pairs: &[(&str, &str)]) -> usize {
+    pairs
+        .iter()
+        .find(|(k, _)| *k == "num_round")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap()
+}
+
+fn compare(
+    name: &str,
+    train_path: &Path,
+    test_path: &Path,
+    pairs: &[(&str, &str)],
+    metric_name: &str,
+) -> (f64, f64) {
+    let train_set = read_csv(train_path);
+    let test_set = read_csv(test_path);
+    let outcome = train(pairs, &train_set, None);
+    let predictions = outcome.model.predict(&test_set.features);
+    let labels = test_set.labels.as_ref().unwrap();
+    let ours = match metric_name {
+        "auc" => auc(labels, &predictions),
+        "accuracy" => accuracy(labels, &predictions, outcome.model.num_group),
+        "rmse" => rmse(labels, &predictions),
+        _ => unreachable!(),
+    };
+    let theirs = oracle(json!({
+        "action": "train_eval",
+        "train": train_path, "test": test_path,
+        "params": xgb_params(pairs), "num_round": num_round(pairs), "metric": metric_name,
+    }))["metric"]
+        .as_f64()
+        .unwrap();
+    eprintln!("{name}: tern {metric_name} {ours:.6}, xgboost {theirs:.6}");
+    (ours, theirs)
+}
+
+#[test]
+fn binary_breast_cancer_auc_matches_xgboost() {
+    let pairs = [
+        ("objective", "binary:logistic"),
+        ("num_round", "30"),
+        ("max_depth", "3"),
+        ("eta", "0.3"),
+    ];
+    let (ours, theirs) = compare(
+        "breast_cancer",
+        &data("breast_cancer", "train"),
+        &data("breast_cancer", "test"),
+        &pairs,
+        "auc",
+    );
+    assert!(
+        (ours - theirs).abs() <= 0.005,
+        "tern AUC {ours} vs xgboost {theirs}"
+    );
+    assert!(ours > 0.95, "{ours}");
+}
+
+#[test]
+fn multiclass_digits_accuracy_matches_xgboost() {
+    let pairs = [
+        ("objective", "multi:softprob"),
+        ("num_class", "10"),
+        ("num_round", "15"),
+        ("max_depth", "3"),
+    ];
+    let (ours, theirs) = compare(
+        "digits",
+        &data("digits", "train"),
+        &data("digits", "test"),
+        &pairs,
+        "accuracy",
+    );
+    assert!(
+        (ours - theirs).abs() <= 0.005,
+        "tern accuracy {ours} vs xgboost {theirs}"
+    );
+    assert!(ours > 0.85, "{ours}");
+}
+
+#[test]
+fn regression_diabetes_rmse_matches_xgboost() {
+    let pairs = [
+        ("objective", "reg:squarederror"),
+        ("num_round", "20"),
+        ("max_depth", "3"),
+        ("eta", "0.1"),
+    ];
+    let (ours, theirs) = compare(
+        "diabetes",
+        &data("diabetes", "train"),
+        &data("diabetes", "test"),
+        &pairs,
+        "rmse",
+    );
+    assert!(
+        (ours - theirs).abs() <= 0.005,
+        "tern RMSE {ours} vs xgboost {theirs}"
+    );
+}
+
+fn injected(name: &str, split: &str, dir: &Path, rate: f64) -> PathBuf {
+    let out = dir.join(format!("{name}-{split}-missing.csv"));
+    oracle(
+        json!({"action": "inject_missing", "source": data(name, split), "out": out, "rate": rate, "seed": 7}),
+    );
+    out
+}
+
+#[test]
+fn binary_with_missing_values_matches_xgboost() {
+    let dir = tempfile::tempdir().unwrap();
+    let train_path = injected("breast_cancer", "train", dir.path(), 0.25);
+    let test_path = injected("breast_cancer", "test", dir.path(), 0.25);
+    let pairs = [
+        ("objective", "binary:logistic"),
+        ("num_round", "30"),
+        ("max_depth", "3"),
+    ];
+    let (ours, theirs) = compare(
+        "breast_cancer+missing",
+        &train_path,
+        &test_path,
+        &pairs,
+        "auc",
+    );
+    assert!(
+        (ours - theirs).abs() <= 0.005,
+        "tern AUC {ours} vs xgboost {theirs}"
+    );
+}
+
+#[test]
+fn regression_with_missing_values_matches_xgboost() {
+    let dir = tempfile::tempdir().unwrap();
+    let train_path = injected("diabetes", "train", dir.path(), 0.2);
+    let test_path = injected("diabetes", "test", dir.path(), 0.2);
+    let pairs = [
+        ("objective", "reg:squarederror"),
+        ("num_round", "20"),
+        ("max_depth", "3"),
+        ("eta", "0.1"),
+    ];
+    let (ours, theirs) = compare("diabetes+missing", &train_path, &test_path, &pairs, "rmse");
+    assert!(
+        (ours - theirs).abs() <= 0.005,
+        "tern RMSE {ours} vs xgboost {theirs}"
+    );
+}
+
+#[test]
+fn lossguide_matches_xgboost() {
+    let pairs = [
+        ("objective", "binary:logistic"),
+        ("num_round", "20"),
+        ("grow_policy", "lossguide"),
+        ("max_leaves", "8"),
+        ("max_depth", "0"),
+    ];
+    let (ours, theirs) = compare(
+        "breast_cancer lossguide",
+        &data("breast_cancer", "train"),
+        &data("breast_cancer", "test"),
+        &pairs,
+        "auc",
+    );
+    assert!(
+        (ours - theirs).abs() <= 0.005,
+        "tern AUC {ours} vs xgboost {theirs}"
+    );
+}
+
+fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn json_floats(value: &Value) -> Vec<f32> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect()
+}
+
+/// tern trains → export xgboost-json → `xgboost.Booster().load_model()` predicts the same (≤1e-6).
+fn tern_to_xgboost(name: &str, pairs: &[(&str, &str)], missing: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let (train_path, test_path) = if missing {
+        (
+            injected(name, "train", dir.path(), 0.2),
+            injected(name, "test", dir.path(), 0.2),
+        )
+    } else {
+        (data(name, "train"), data(name, "test"))
+    };
+    let outcome = train(pairs, &read_csv(&train_path), None);
+    let artifact = xgboost::to_artifact(&outcome.model, BTreeMap::new(), &[], 0);
+    let artifact = tern_trainer::Artifact::from_bytes(&artifact.to_bytes().unwrap(), "m").unwrap();
+    let predictor = XGBoost.load(&artifact).unwrap();
+    let test = read_csv(&test_path);
+    let ours = predictor
+        .predict(&test.features)
+        .unwrap()
+        .scores
+        .iter()
+        .copied()
+        .collect::<Vec<_>>();
+    let model_path = dir.path().join("model.json");
+    std::fs::write(
+        &model_path,
+        xgboost::export_xgboost_json(&artifact).unwrap(),
+    )
+    .unwrap();
+    let theirs = json_floats(
+        &oracle(json!({"action": "predict", "model": model_path, "data": test_path}))
+            ["predictions"],
+    );
+    let diff = max_difference(&ours, &theirs);
+    eprintln!("{name}: tern → xgboost max |Δ| {diff:e}");
+    assert!(
+        diff <= 1e-6,
+        "{name}: tern and xgboost predictions differ by {diff}"
+    );
+}
+
+/// xgboost trains and saves JSON → `tern import` → tern predicts the same (≤1e-6).
+fn xgboost_to_tern(name: &str, pairs: &[(&str, &str)], missing: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let (train_path, test_path) = if missing {
+        (
+            injected(name, "train", dir.path(), 0.2),
+            injected(name, "test", dir.path(), 0.2),
+        )
+    } else {
+        (data(name, "train"), data(name, "test"))
+    };
+    let model_path = dir.path().join("xgb.json");
+    let theirs = json_floats(
+        &oracle(json!({
+            "action": "train_save", "train": train_path, "params": xgb_params(pairs),
+            "num_round": num_round(pairs), "model_out": model_path, "data": test_path,
+        }))["predictions"],
+    );
+    let bytes = std::fs::read(&model_path).unwrap();
+    let artifact = xgboost::import_xgboost_json(&bytes, "xgb.json").unwrap();
+    let predictor = XGBoost.load(&artifact).unwrap();
+    let ours = predictor
+        .predict(&read_csv(&test_path).features)
+        .unwrap()
+        .scores
+        .iter()
+        .copied()
+        .collect::<Vec<_>>();
+    let diff = max_difference(&ours, &theirs);
+    eprintln!("{name}: xgboost → tern max |Δ| {diff:e}");
+    assert!(
+        diff <= 1e-6,
+        "{name}: xgboost and tern predictions differ by {diff}"
+    );
+    // And back out again: the exported JSON reloads in xgboost with the same predictions.
+    let again = dir.path().join("again.json");
+    std::fs::write(&again, xgboost::export_xgboost_json(&artifact).unwrap()).unwrap();
+    let reloaded = json_floats(
+        &oracle(json!({"action": "predict", "model": again, "data": test_path}))["predictions"],
+    );
+    assert!(max_difference(&reloaded, &theirs) <= 1e-6);
+}
+
+#[test]
+fn interchange_binary_with_missing_both_directions() {
+    let pairs = [
+        ("objective", "binary:logistic"),
+        ("num_round", "25"),
+        ("max_depth", "4"),
+    ];
+    tern_to_xgboost("breast_cancer", &pairs, true);
+    xgboost_to_tern("breast_cancer", &pairs, true);
+}
+
+#[test]
+fn interchange_multiclass_both_directions() {
+    let pairs = [
+        ("objective", "multi:softprob"),
+        ("num_class", "10"),
+        ("num_round", "8"),
+        ("max_depth", "3"),
+    ];
+    tern_to_xgboost("digits", &pairs, false);
+    xgboost_to_tern("digits", &pairs, false);
+}
+
+#[test]
+fn interchange_regression_both_directions() {
+    let pairs = [
+        ("objective", "reg:squarederror"),
+        ("num_round", "20"),
+        ("max_depth", "4"),
+    ];
+    tern_to_xgboost("diabetes", &pairs, true);
+    xgboost_to_tern("diabetes", &pairs, true);
+    let poisson = [
+        ("objective", "count:poisson"),
+        ("num_round", "10"),
+        ("max_depth", "3"),
+    ];
+    tern_to_xgboost("diabetes", &poisson, false);
+    xgboost_to_tern("diabetes", &poisson, false);
+}
+
+#[test]
+fn early_stopping_keeps_the_best_round_and_training_is_deterministic() {
+    let train_set = read_csv(&data("breast_cancer", "train"));
+    let valid_set = read_csv(&data("breast_cancer", "validation"));
+    let pairs = [
+        ("objective", "binary:logistic"),
+        ("num_round", "200"),
+        ("eta", "0.5"),
+        ("eval_metric", "logloss"),
+        ("early_stopping_rounds", "5"),
+        ("subsample", "0.8"),
+        ("colsample_bytree", "0.7"),
+        ("colsample_bynode", "0.8"),
+        ("seed", "3"),
+    ];
+    let mut context = TrainingContext::new(true);
+    let outcome = xgboost::train_datasets(
+        &params(&pairs),
+        &train_set,
+        Some(&valid_set),
+        None,
+        None,
+        &mut context,
+    )
+    .unwrap();
+    let best = outcome.model.best_iteration.expect("early stopping fired");
+    assert!(best < 199);
+    assert_eq!(outcome.model.trees.len(), best + 1);
+    let per_round: Vec<f64> = context
+        .metrics()
+        .iter()
+        .filter(|m| m.name == "validation:logloss" && m.epoch.is_some())
+        .map(|m| m.value)
+        .collect();
+    let minimum = per_round.iter().copied().fold(f64::INFINITY, f64::min);
+    assert_eq!(
+        per_round[best], minimum,
+        "best iteration is the minimum of {per_round:?}"
+    );
+    assert_eq!(per_round.len(), best + 6, "stopped 5 rounds after the best");
+    let again = train(&pairs, &train_set, Some(&valid_set));
+    assert_eq!(again.model, outcome.model, "same seed, same model");
+}
+
+#[test]
+fn feature_importance_counts_splits() {
+    let outcome = train(
+        &[
+            ("objective", "binary:logistic"),
+            ("num_round", "5"),
+            ("max_depth", "2"),
+        ],
+        &read_csv(&data("breast_cancer", "train")),
+        None,
+    );
+    let artifact = xgboost::to_artifact(&outcome.model, BTreeMap::new(), &[], 0);
+    let weight = xgboost::feature_importance(&artifact, "weight").unwrap();
+    let splits: usize = outcome
+        .model
+        .trees
+        .iter()
+        .map(|t| t.left.iter().filter(|&&l| l >= 0).count())
+        .sum();
+    assert_eq!(
+        weight.iter().map(|(_, w)| *w as usize).sum::<usize>(),
+        splits
+    );
+    assert!(xgboost::feature_importance(&artifact, "gain")
+        .unwrap()
+        .iter()
+        .all(|(_, g)| *g > 0.0));
+    assert!(xgboost::feature_importance(&artifact, "nonsense").is_err());
+}
+
+fn error_of(pairs: &[(&str, &str)], dataset: &Dataset) -> String {
+    let raw: BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let hp = match Hyperparameters::parse("xgboost", XGBoost.hyperparameters(), &raw) {
+        Ok(hp) => hp,
+        Err(e) => return e.to_string(),
+    };
+    if let Err(e) = XGBoost.validate(&hp) {
+        return e.to_string();
+    }
+    let p = TrainParams::from_hyperparameters(&hp).unwrap();
+    match xgboost::train_datasets(
+        &p,
+        dataset,
+        None,
+        None,
+        None,
+        &mut TrainingContext::new(true),
+    ) {
+        Ok(_) => panic!("training succeeded on bad input"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bad_input_fails_before_training_with_a_clear_error() {
+    let digits = read_csv(&data("digits", "train"));
+    let missing_class = error_of(
+        &[("objective", "multi:softprob"), ("num_round", "2")],
+        &digits,
+    );
+    assert!(
+        missing_class.contains("num_class is required"),
+        "{missing_class}"
+    );
+    let out_of_range = error_of(
+        &[
+            ("objective", "multi:softprob"),
+            ("num_class", "5"),
+            ("num_round", "2"),
+        ],
+        &digits,
+    );
+    assert!(
+        out_of_range.contains("record")
+            && out_of_range.contains("label")
+            && out_of_range.contains("[0, 5)"),
+        "{out_of_range}"
+    );
+    let binary = error_of(
+        &[("objective", "binary:logistic"), ("num_round", "2")],
+        &digits,
+    );
+    assert!(binary.contains("label in [0, 1]"), "{binary}");
+    let no_round = error_of(&[("objective", "binary:logistic")], &digits);
+    assert!(no_round.contains("num_round"), "{no_round}");
+    let p = params(&[("objective", "rank:ndcg"), ("num_round", "2")]);
+    let groups = xgboost::train_datasets(
+        &p,
+        &digits,
+        None,
+        Some(&[10, 20]),
+        None,
+        &mut TrainingContext::new(true),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        groups.contains("group sizes sum to 30") && groups.contains("1078"),
+        "{groups}"
+    );
+}
+
+#[test]
+fn imported_models_with_unsupported_parts_are_refused() {
+    let err = xgboost::import_xgboost_json(b"{\"learner\": {}}", "bad.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bad.json") && err.contains("missing field"),
+        "{err}"
+    );
+    let model: Model = train(
+        &[("objective", "reg:squarederror"), ("num_round", "2")],
+        &read_csv(&data("diabetes", "train")),
+        None,
+    )
+    .model;
+    let mut value = xgboost::json_model::to_json(&model);
+    value["learner"]["gradient_booster"]["model"]["trees"][0]["split_type"][0] = json!(1);
+    let err = xgboost::import_xgboost_json(value.to_string().as_bytes(), "cat.json")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("categorical"), "{err}");
+}
