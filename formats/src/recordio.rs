@@ -440,8 +440,9 @@ fn convert_message(message: &proto::Record) -> Result<Record, (String, String)> 
                 format!("shape {shape:?} overflows"),
             )
         })?;
-    let features = if keys.is_empty() && !(values.is_empty() && shape_size > 0 && !shape.is_empty())
-    {
+    // A sparse row with no stored entries has neither keys nor values, only its shape.
+    let empty_sparse_row = values.is_empty() && !shape.is_empty() && shape_size > 0;
+    let features = if keys.is_empty() && !empty_sparse_row {
         if !shape.is_empty() && shape_size != values.len() as u64 {
             return Err((
                 format!("{field}.shape"),
