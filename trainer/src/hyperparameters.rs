@@ -274,7 +274,11 @@ impl Hyperparameters {
             })?;
             spec.check(value)?;
             values.insert(name.clone(), value.trim().to_string());
-            given.insert(name.clone(), value.trim().to_string());
+            // A value spelled exactly as its default counts as not given, so an artifact's recorded hyperparameters
+            // (every value in force) parse back to the same configuration, cross-field rules included.
+            if spec.default != Some(value.trim()) {
+                given.insert(name.clone(), value.trim().to_string());
+            }
         }
         for spec in specs {
             if values.contains_key(spec.name) {
@@ -302,12 +306,12 @@ impl Hyperparameters {
         &self.values
     }
 
-    /// Only the values the user gave.
+    /// Only the values the user gave that differ from the default's spelling.
     pub fn given(&self) -> &BTreeMap<String, String> {
         &self.given
     }
 
-    /// Whether the user gave `name` (as opposed to it taking its default).
+    /// Whether the user gave `name` (as opposed to it taking its default, or being given as the default's exact text).
     pub fn is_given(&self, name: &str) -> bool {
         self.given.contains_key(name)
     }
@@ -441,6 +445,23 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(float.contains("or auto"), "{float}");
+    }
+
+    #[test]
+    fn values_in_force_parse_back_to_the_same_configuration() {
+        let hp = Hyperparameters::parse(
+            "ll",
+            SPECS,
+            &raw(&[("predictor_type", "regressor"), ("epochs", "4")]),
+        )
+        .unwrap();
+        let again = Hyperparameters::parse("ll", SPECS, hp.values()).unwrap();
+        assert_eq!(again.values(), hp.values());
+        assert!(
+            again.is_given("epochs")
+                && !again.is_given("use_bias")
+                && !again.is_given("learning_rate")
+        );
     }
 
     #[test]
