@@ -18,8 +18,8 @@ echo "== train: linear-learner, binary_classifier, on $data/train.csv (validatio
 echo; echo "== evaluate on the held-out test split"
 "$tern" evaluate "$out/model.tar.gz" --test "$data/test.csv"
 
-echo; echo "== 5-fold stratified cross-validation of the same hyperparameters on the test split"
-"$tern" evaluate "$out/model.tar.gz" --test "$data/test.csv" --kfold 5 --stratified
+echo; echo "== 5-fold stratified cross-validation of the same hyperparameters on the train split"
+"$tern" evaluate "$out/model.tar.gz" --test "$data/train.csv" --kfold 5 --stratified
 
 echo; echo "== predict: the first 3 test rows without their label (text/csv -> application/json)"
 head -n 3 "$data/test.csv" | cut -d, -f2- > "$out/rows.csv"

@@ -321,11 +321,7 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
         writeln!(out, "  {name:<18} {value:.4}")?;
     }
     if let Some(confusion) = &result.confusion {
-        writeln!(
-            out,
-            "confusion matrix (rows: true class, columns: predicted):\n{}",
-            confusion.to_table()
-        )?;
+        writeln!(out, "{}", confusion.to_table())?;
     }
     if let Some(importance) = artifact.meta.model.get("feature_importance") {
         writeln!(out, "feature importance: {importance}")?;
