@@ -952,9 +952,8 @@ pub fn train(
         for record in records {
             let record = record?;
             count += 1;
-            if epoch > 0 {
-                checker.check(name, &record, count)?;
-            } else if count > config.num_point_for_scaler {
+            // The scaler sample was checked before training started.
+            if epoch > 0 || count > config.num_point_for_scaler {
                 checker.check(name, &record, count)?;
             }
             let label = record.label.unwrap_or(0.0);
