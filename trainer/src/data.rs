@@ -509,11 +509,39 @@ impl Iterator for DatasetRecords {
 fn open_file(path: &Path, content_type: &ContentType) -> Result<RecordStream<'static>, TrainError> {
     let file = File::open(path).map_err(|e| TrainError::io(path, e))?;
     let name = path.display().to_string();
-    Ok(tern_formats::open_reader(
-        content_type,
-        BufReader::with_capacity(1 << 20, file),
-        &name,
-    )?)
+    let reader =
+        tern_formats::open_reader(content_type, BufReader::with_capacity(1 << 20, file), &name)?;
+    Ok(prefetch(reader))
+}
+
+/// Records per chunk handed from the parsing thread to the consumer, and chunks in flight: memory stays bounded by
+/// `PREFETCH_CHUNK * PREFETCH_DEPTH` records.
+const PREFETCH_CHUNK: usize = 512;
+const PREFETCH_DEPTH: usize = 8;
+
+type Chunk = Vec<Result<Record, tern_formats::FormatError>>;
+
+/// Parses `stream` on its own thread, a bounded queue ahead of the consumer, so parsing and training overlap. Records
+/// arrive in the same order, an error last; the thread ends when the stream does or the consumer hangs up.
+pub fn prefetch(stream: RecordStream<'static>) -> RecordStream<'static> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Chunk>(PREFETCH_DEPTH);
+    std::thread::spawn(move || {
+        let mut chunk = Vec::with_capacity(PREFETCH_CHUNK);
+        for item in stream {
+            let failed = item.is_err();
+            chunk.push(item);
+            if chunk.len() == PREFETCH_CHUNK || failed {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(PREFETCH_CHUNK));
+                if sender.send(full).is_err() || failed {
+                    return;
+                }
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = sender.send(chunk);
+        }
+    });
+    Box::new(receiver.into_iter().flatten())
 }
 
 /// The data files under `path`: the file itself, or a folder's regular files (recursively) in name order.
