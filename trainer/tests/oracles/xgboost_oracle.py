@@ -3,7 +3,7 @@
 Usage: python xgboost_oracle.py REQUEST.json  → prints one JSON object on stdout.
 
 Requests (all paths absolute; CSVs are SageMaker CSV: label first, no header, "nan" for missing):
-  {"action": "train_eval", "train": csv, "test": csv, "params": {...}, "num_round": n, "metric": "auc"|"accuracy"|"rmse"|"ndcg",
+  {"action": "train_eval", "train": csv, "test": csv, "params": {...}, "num_round": n, "metric": "auc"|"accuracy"|"rmse"|"mae"|"rmsle"|"ndcg",
    "groups": [sizes] (train, ranking only), "test_groups": [sizes]}
       → {"metric": value, "predictions": [...]}    (xgboost hist trained with exactly these params)
   {"action": "inject_missing", "source": csv, "out": csv, "rate": r, "seed": s}
@@ -84,6 +84,10 @@ def main():
         value = accuracy_score(yt, labels)
     elif metric == "rmse":
         value = float(np.sqrt(mean_squared_error(yt, predictions)))
+    elif metric == "mae":
+        value = float(np.mean(np.abs(yt - predictions)))
+    elif metric == "rmsle":
+        value = float(np.sqrt(np.mean((np.log1p(predictions) - np.log1p(yt)) ** 2)))
     elif metric == "ndcg":
         value = ndcg(yt, predictions, request["test_groups"])
     else:

@@ -3,6 +3,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use crate::data::{record_error, Dataset, FeatureMatrix};
 use crate::{TrainError, TrainingContext};
@@ -114,9 +115,12 @@ struct EvalSet<'a> {
 
 fn evaluate_set(params: &TrainParams, set: &EvalSet<'_>, num_group: usize, metric: &str) -> f64 {
     let mut predictions = set.margins.clone();
-    for row in predictions.chunks_mut(num_group) {
-        params.objective.transform(row);
-    }
+    predictions
+        .par_chunks_mut(num_group * 1024)
+        .for_each(|rows| {
+            rows.chunks_mut(num_group)
+                .for_each(|row| params.objective.transform(row))
+        });
     // multi:softmax evaluates class labels for merror the same as probabilities' arg max, so probabilities serve.
     metric::evaluate(
         metric,

@@ -3,6 +3,8 @@
 
 use std::cmp::Ordering;
 
+use rayon::prelude::*;
+
 /// Whether `name` is a metric tern evaluates.
 pub fn is_known(name: &str) -> bool {
     let base = name.split('@').next().unwrap_or(name).trim_end_matches('-');
@@ -137,13 +139,24 @@ fn sq(x: f64) -> f64 {
     x * x
 }
 
-fn mean(y: &[f32], w: &[f32], f: impl Fn(usize) -> f64) -> f64 {
-    let mut sum = 0.0;
-    let mut total = 0.0;
-    for i in 0..y.len() {
-        sum += w[i] as f64 * f(i);
-        total += w[i] as f64;
-    }
+/// The weighted mean of `f(i)`: partial sums over fixed chunks in parallel, added in chunk order (deterministic).
+fn mean(y: &[f32], w: &[f32], f: impl Fn(usize) -> f64 + Sync) -> f64 {
+    const CHUNK: usize = 1 << 16;
+    let partials: Vec<(f64, f64)> = (0..y.len().div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let mut sum = 0.0;
+            let mut total = 0.0;
+            for i in c * CHUNK..((c + 1) * CHUNK).min(y.len()) {
+                sum += w[i] as f64 * f(i);
+                total += w[i] as f64;
+            }
+            (sum, total)
+        })
+        .collect();
+    let (sum, total) = partials
+        .iter()
+        .fold((0.0, 0.0), |(s, t), (a, b)| (s + a, t + b));
     if total == 0.0 {
         0.0
     } else {

@@ -97,13 +97,24 @@ impl XGBoost {
         input: &TrainingInput,
         context: &mut TrainingContext,
     ) -> Result<Artifact, TrainError> {
-        let train = load_channel(&input.train, params.csv_weights, None)?;
+        let (train, train_groups) = load_channel(&input.train, params.csv_weights, None)?;
         let validation = input
             .validation
             .as_ref()
             .map(|c| load_channel(c, params.csv_weights, Some(train.n_features())))
             .transpose()?;
-        let outcome = train_datasets(params, &train, validation.as_ref(), None, None, context)?;
+        let (validation, validation_groups) = match validation {
+            Some((dataset, groups)) => (Some(dataset), groups),
+            None => (None, None),
+        };
+        let outcome = train_datasets(
+            params,
+            &train,
+            validation.as_ref(),
+            train_groups.as_deref(),
+            validation_groups.as_deref(),
+            context,
+        )?;
         Ok(to_artifact(
             &outcome.model,
             hyperparameters.values().clone(),
@@ -151,36 +162,71 @@ pub fn train_datasets(
     booster::train(params, &train_set, validation_set.as_ref(), context)
 }
 
-/// Loads a channel; with `csv_weights` a CSV channel's second column is the instance weight.
+/// Loads a channel and its query groups. With `csv_weights` a CSV channel's second column is the instance weight.
+/// Files named `*.group` beside the data (xgboost's convention: one group size per line, groups in row order) give
+/// the query groups for ranking; they are read as group sizes, not as data.
 fn load_channel(
     channel: &Channel,
     csv_weights: bool,
     feature_dim: Option<usize>,
-) -> Result<Dataset, TrainError> {
-    let csv_files = match (&channel.source, &channel.content_type) {
-        (ChannelSource::Files(files), tern_formats::ContentType::Csv { .. }) if csv_weights => {
-            files
-        }
-        _ => return channel.load(feature_dim),
+) -> Result<(Dataset, Option<Vec<usize>>), TrainError> {
+    let ChannelSource::Files(files) = &channel.source else {
+        return Ok((channel.load(feature_dim)?, None));
     };
+    let (group_files, data_files): (Vec<_>, Vec<_>) = files
+        .iter()
+        .partition(|p| p.extension().is_some_and(|e| e == "group"));
+    let csv = matches!(channel.content_type, tern_formats::ContentType::Csv { .. });
     let mut builder = DatasetBuilder::new(&channel.name, feature_dim);
-    for path in csv_files {
+    for path in data_files {
         let file = std::fs::File::open(path).map_err(|e| TrainError::io(path, e))?;
-        let options = tern_formats::csv::CsvOptions {
-            label_size: 1,
-            weight_column: true,
-            ..Default::default()
+        let name = path.display().to_string();
+        let input = BufReader::with_capacity(1 << 20, file);
+        let stream: tern_formats::RecordStream<'_> = if csv && csv_weights {
+            let options = tern_formats::csv::CsvOptions {
+                label_size: 1,
+                weight_column: true,
+                ..Default::default()
+            };
+            Box::new(tern_formats::csv::CsvReader::new(input, &name, options))
+        } else {
+            tern_formats::open_reader(&channel.content_type, input, &name)?
         };
-        let reader = tern_formats::csv::CsvReader::new(
-            BufReader::new(file),
-            &path.display().to_string(),
-            options,
-        );
-        for record in reader {
+        for record in stream {
             builder.push(record?)?;
         }
     }
-    builder.finish()
+    let dataset = builder.finish()?;
+    if group_files.is_empty() {
+        return Ok((dataset, None));
+    }
+    let mut sizes = Vec::new();
+    for path in group_files {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        for (line, value) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let size = value
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&s| s > 0)
+                .ok_or_else(|| {
+                    TrainError::data(
+                        &channel.name,
+                        format!(
+                            "{} line {}: {value:?} is not a group size (a positive integer)",
+                            path.display(),
+                            line + 1
+                        ),
+                    )
+                })?;
+            sizes.push(size);
+        }
+    }
+    Ok((dataset, Some(sizes)))
 }
 
 /// The artifact of a trained model.

@@ -43,43 +43,54 @@ impl Model {
     }
 
     /// Raw margins, rows × groups: the base margin plus every tree's leaf value, accumulated in f32 in tree order.
+    /// Rows are predicted in blocks (every tree over a block of rows) with trees packed into 16-byte nodes.
     pub fn predict_margins(&self, features: &FeatureMatrix) -> Vec<f32> {
+        const BLOCK: usize = 64;
         let n = features.n_rows();
         let g = self.num_group;
         let base = self.base_margin();
-        let mut out = vec![0.0f32; n * g];
+        let forest: Vec<PackedTree> = self.trees.iter().map(PackedTree::new).collect();
         let width = self.num_feature.max(features.n_cols());
-        out.par_chunks_mut(g * 256)
+        let mut out = vec![0.0f32; n * g];
+        let contiguous = match features {
+            FeatureMatrix::Dense(m) if m.ncols() == width => m.as_slice(),
+            _ => None,
+        };
+        out.par_chunks_mut(g * BLOCK)
             .enumerate()
             .for_each(|(chunk, out)| {
-                let mut dense = vec![f32::NAN; width];
-                for (i, margins) in out.chunks_mut(g).enumerate() {
-                    let row = chunk * 256 + i;
+                let first = chunk * BLOCK;
+                let rows = out.len() / g;
+                let mut buffer = Vec::new();
+                let block: &[f32] = match contiguous {
+                    Some(all) => &all[first * width..(first + rows) * width],
+                    None => {
+                        buffer.resize(rows * width, f32::NAN);
+                        for (r, slot) in buffer.chunks_mut(width).enumerate() {
+                            match features {
+                                FeatureMatrix::Dense(m) => slot
+                                    .iter_mut()
+                                    .zip(m.row(first + r).iter())
+                                    .for_each(|(d, &v)| *d = v),
+                                FeatureMatrix::Sparse(csr) => {
+                                    let (indices, values) = csr.row(first + r);
+                                    for (&j, &v) in indices.iter().zip(values) {
+                                        if let Some(d) = slot.get_mut(j as usize) {
+                                            *d = v;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        &buffer
+                    }
+                };
+                for margins in out.chunks_mut(g) {
                     margins.copy_from_slice(&base);
-                    let values: &[f32] = match features {
-                        FeatureMatrix::Dense(matrix) => {
-                            let view = matrix.row(row);
-                            match view.to_slice() {
-                                Some(slice) => slice,
-                                None => {
-                                    dense.iter_mut().zip(view.iter()).for_each(|(d, &v)| *d = v);
-                                    &dense
-                                }
-                            }
-                        }
-                        FeatureMatrix::Sparse(csr) => {
-                            let (indices, values) = csr.row(row);
-                            dense.fill(f32::NAN);
-                            for (&j, &v) in indices.iter().zip(values) {
-                                if let Some(slot) = dense.get_mut(j as usize) {
-                                    *slot = v;
-                                }
-                            }
-                            &dense
-                        }
-                    };
-                    for (tree, &group) in self.trees.iter().zip(&self.tree_group) {
-                        margins[group] += tree.predict_dense(values);
+                }
+                for (tree, &group) in forest.iter().zip(&self.tree_group) {
+                    for (r, row) in block.chunks_exact(width).enumerate() {
+                        out[r * g + group] += tree.predict(row);
                     }
                 }
             });
@@ -140,5 +151,71 @@ impl Model {
                 .map(|f| (f, value(f)))
                 .collect(),
         )
+    }
+}
+
+/// A tree node packed for prediction: a leaf has `left == u32::MAX` and its value in `threshold`.
+#[derive(Debug, Clone, Copy)]
+struct PackedNode {
+    /// The split feature; the top bit set sends missing values left.
+    feature: u32,
+    threshold: f32,
+    left: u32,
+    right: u32,
+}
+
+const DEFAULT_LEFT: u32 = 1 << 31;
+
+/// A tree as one contiguous array of [`PackedNode`]s.
+struct PackedTree {
+    nodes: Vec<PackedNode>,
+}
+
+impl PackedTree {
+    fn new(tree: &Tree) -> PackedTree {
+        let nodes = (0..tree.n_nodes())
+            .map(|n| {
+                if tree.is_leaf(n) {
+                    PackedNode {
+                        feature: 0,
+                        threshold: tree.split_condition[n],
+                        left: u32::MAX,
+                        right: u32::MAX,
+                    }
+                } else {
+                    let flag = if tree.default_left[n] {
+                        DEFAULT_LEFT
+                    } else {
+                        0
+                    };
+                    PackedNode {
+                        feature: tree.split_index[n] | flag,
+                        threshold: tree.split_condition[n],
+                        left: tree.left[n] as u32,
+                        right: tree.right[n] as u32,
+                    }
+                }
+            })
+            .collect();
+        PackedTree { nodes }
+    }
+
+    /// The leaf value for `row` (NaN marks missing values; features beyond the row are missing).
+    #[inline]
+    fn predict(&self, row: &[f32]) -> f32 {
+        let mut node = self.nodes[0];
+        while node.left != u32::MAX {
+            let x = row
+                .get((node.feature & !DEFAULT_LEFT) as usize)
+                .copied()
+                .unwrap_or(f32::NAN);
+            let left = if x.is_nan() {
+                node.feature & DEFAULT_LEFT != 0
+            } else {
+                x < node.threshold
+            };
+            node = self.nodes[if left { node.left } else { node.right } as usize];
+        }
+        node.threshold
     }
 }

@@ -131,9 +131,10 @@ impl Objective {
     }
 
     /// Maps `base_score` (prediction space) into margin space in f32, as xgboost does when it loads a model: logit
-    /// for logistic objectives, log for log-link ones, identity otherwise.
+    /// for `binary:logistic` and `reg:logistic`, log for log-link objectives, identity otherwise (`binary:logitraw`
+    /// included, as xgboost 3 treats it).
     pub fn base_score_to_margin(&self, base_score: f32) -> f32 {
-        if self.is_logistic() {
+        if matches!(self, Objective::RegLogistic | Objective::BinaryLogistic) {
             -(1.0f32 / base_score - 1.0).ln()
         } else if self.log_link() {
             base_score.ln()
@@ -347,7 +348,16 @@ impl Objective {
             }
             Objective::SquaredError => vec![mean as f32],
             Objective::AbsoluteError => vec![weighted_quantile(labels, weights, 0.5) as f32],
-            Objective::BinaryHinge | Objective::RankPairwise | Objective::RankNdcg => vec![0.0],
+            Objective::RankPairwise | Objective::RankNdcg => vec![0.0],
+            Objective::BinaryHinge => {
+                // xgboost 3: one Newton step from a zero margin, mapped through the hinge's output transform.
+                let signed: f64 = labels
+                    .iter()
+                    .zip(weights)
+                    .map(|(&y, &w)| (2.0 * y as f64 - 1.0) * w as f64)
+                    .sum();
+                vec![if signed > 0.0 { 1.0 } else { 0.0 }]
+            }
             Objective::SquaredLogError | Objective::PseudoHuber { .. } => {
                 let zeros = vec![0.0f32; labels.len()];
                 let mut grads = vec![GradientPair::default(); labels.len()];
@@ -378,13 +388,29 @@ pub fn softmax(values: &mut [f32]) {
     }
 }
 
-/// The weighted `alpha` quantile of `values` (the smallest value whose cumulative weight reaches `alpha`).
+/// The `alpha` quantile of `values` as xgboost computes it: with unit weights, linear interpolation between order
+/// statistics at position `alpha · (n + 1)` (so the median of an even count is the mean of the middle two); with
+/// weights, the smallest value whose cumulative weight reaches `alpha` of the total.
 pub fn weighted_quantile(values: &[f32], weights: &[f32], alpha: f64) -> f64 {
     if values.is_empty() {
         return 0.0;
     }
     let mut order: Vec<usize> = (0..values.len()).collect();
     order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let n = values.len();
+    if weights.iter().all(|&w| w == 1.0) {
+        let sorted = |k: usize| values[order[k]] as f64;
+        if alpha <= 1.0 / (n as f64 + 1.0) {
+            return sorted(0);
+        }
+        if alpha >= n as f64 / (n as f64 + 1.0) {
+            return sorted(n - 1);
+        }
+        let x = alpha * (n as f64 + 1.0);
+        let k = x.floor() as usize - 1;
+        let d = (x - 1.0) - k as f64;
+        return sorted(k) + d * (sorted(k + 1) - sorted(k));
+    }
     let total: f64 = weights.iter().map(|&w| w as f64).sum();
     let mut acc = 0.0;
     for &i in &order {
@@ -393,5 +419,5 @@ pub fn weighted_quantile(values: &[f32], weights: &[f32], alpha: f64) -> f64 {
             return values[i] as f64;
         }
     }
-    values[*order.last().unwrap_or(&0)] as f64
+    values[order[n - 1]] as f64
 }

@@ -4,7 +4,7 @@
 //! For a pair `(i, j)` with `label_i > label_j` and `p = sigmoid(s_i - s_j)`, the gradient on `s_i` is
 //! `-(1 - p)·Δ` and on `s_j` `+(1 - p)·Δ`, the hessian `p(1 - p)·Δ` on both, where `Δ` is 1 for `rank:pairwise`
 //! and, for `rank:ndcg`, the change of the group's NDCG (exponential gain) from swapping the two, divided by
-//! `0.01 + |s_i - s_j|`; each group's NDCG gradients are then scaled by `log2(1 + Σλ) / Σλ`, as xgboost normalises
+//! `0.01 + (max score - min score)` of the group once scores differ; each group's NDCG gradients are then scaled by `log2(1 + Σλ) / Σλ`, as xgboost normalises
 //! them. Pairwise gradients are divided by the group's number of pairs.
 
 use super::objective::{sigmoid, GradientPair, Objective};
@@ -40,6 +40,9 @@ pub fn lambda_gradients(
             .enumerate()
             .map(|(r, &l)| gain(l) * discount(r))
             .sum();
+        let best_score = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let worst_score = scores.iter().copied().fold(f32::INFINITY, f32::min);
+        let score_range = (best_score - worst_score) as f64;
         let mut grad = vec![0.0f64; n];
         let mut hess = vec![0.0f64; n];
         let mut pairs = 0usize;
@@ -58,7 +61,12 @@ pub fn lambda_gradients(
                     } else {
                         let swap = (gain(labels[i]) - gain(labels[j]))
                             * (discount(rank_of[i]) - discount(rank_of[j]));
-                        swap.abs() / idcg / (0.01 + diff.abs())
+                        let delta = swap.abs() / idcg;
+                        if score_range > 0.0 {
+                            delta / (0.01 + score_range)
+                        } else {
+                            delta
+                        }
                     }
                 } else {
                     1.0
