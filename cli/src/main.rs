@@ -32,6 +32,26 @@ enum Command {
     Evaluate(EvaluateArgs),
     /// Predict with a trained model (model.tar.gz), printing SageMaker-shaped responses.
     Predict(PredictArgs),
+    /// Write a trained model in another library's format (xgboost-json: xgboost's own JSON model).
+    Export {
+        /// The model artifact (model.tar.gz).
+        model: PathBuf,
+        #[arg(long, value_parser = ["xgboost-json"])]
+        format: String,
+        /// Where to write it.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Turn another library's model into a tern artifact (xgboost-json: `Booster.save_model("m.json")`).
+    Import {
+        /// The model file.
+        input: PathBuf,
+        #[arg(long, value_parser = ["xgboost-json"], default_value = "xgboost-json")]
+        format: String,
+        /// Where to write model.tar.gz.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
     /// List the algorithms and their hyperparameters (SageMaker's names, kinds and defaults).
     Algorithms {
         /// Show only this algorithm.
@@ -139,6 +159,30 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train(args),
         Command::Evaluate(args) => evaluate(args),
         Command::Predict(args) => predict(args),
+        Command::Export {
+            model,
+            format: _,
+            output,
+        } => {
+            let artifact = Artifact::read(&model)?;
+            let bytes = algorithms::xgboost::export_xgboost_json(&artifact)?;
+            tern_trainer::artifact::write_atomically(&output, &bytes)?;
+            eprintln!("wrote {}", output.display());
+            Ok(())
+        }
+        Command::Import {
+            input,
+            format: _,
+            output,
+        } => {
+            let bytes =
+                std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
+            let artifact =
+                algorithms::xgboost::import_xgboost_json(&bytes, &input.display().to_string())?;
+            artifact.write(&output)?;
+            eprintln!("wrote {}", output.display());
+            Ok(())
+        }
         Command::Algorithms { name } => list_algorithms(name.as_deref()),
     }
 }
@@ -323,8 +367,13 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
     if let Some(confusion) = &result.confusion {
         writeln!(out, "{}", confusion.to_table())?;
     }
-    if let Some(importance) = artifact.meta.model.get("feature_importance") {
-        writeln!(out, "feature importance: {importance}")?;
+    if artifact.meta.algorithm == "xgboost" {
+        let mut importance = algorithms::xgboost::feature_importance(&artifact, "gain")?;
+        importance.sort_by(|a, b| b.1.total_cmp(&a.1));
+        writeln!(out, "feature importance (gain, top 10):")?;
+        for (feature, gain) in importance.iter().take(10) {
+            writeln!(out, "  f{feature:<6} {gain:.4}")?;
+        }
     }
     Ok(())
 }

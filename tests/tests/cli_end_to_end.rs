@@ -308,3 +308,79 @@ extern "C" {
     #[link_name = "mkfifo"]
     fn libc_mkfifo(path: *const std::os::raw::c_char, mode: u32) -> i32;
 }
+
+#[test]
+fn xgboost_train_evaluate_export_import_round_trip() {
+    let out = tempfile::tempdir().unwrap();
+    let train = dataset("breast_cancer", "train");
+    let validation = dataset("breast_cancer", "validation");
+    let test = dataset("breast_cancer", "test");
+    tern_ok(&[
+        "train",
+        "--algorithm",
+        "xgboost",
+        "--train",
+        path(&train),
+        "--validation",
+        path(&validation),
+        "--hp",
+        "objective=binary:logistic",
+        "--hp",
+        "num_round=20",
+        "--hp",
+        "max_depth=3",
+        "--hp",
+        "eval_metric=auc",
+        "--output-dir",
+        path(out.path()),
+        "--quiet",
+    ]);
+    let model = out.path().join("model.tar.gz");
+    let report = tern_ok(&["evaluate", path(&model), "--test", path(&test)]);
+    assert!(report.contains("feature importance (gain"), "{report}");
+
+    let exported = out.path().join("model.json");
+    tern_ok(&[
+        "export",
+        path(&model),
+        "--format",
+        "xgboost-json",
+        "--output",
+        path(&exported),
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(&exported).unwrap()).unwrap();
+    assert!(
+        json["learner"]["gradient_booster"].is_object(),
+        "not xgboost's JSON schema"
+    );
+    let imported = out.path().join("imported.tar.gz");
+    tern_ok(&["import", path(&exported), "--output", path(&imported)]);
+
+    let rows: String = fs::read_to_string(&test)
+        .unwrap()
+        .lines()
+        .map(|l| format!("{}\n", l.split_once(',').unwrap().1))
+        .collect();
+    let rows_path = out.path().join("rows.csv");
+    fs::write(&rows_path, rows).unwrap();
+    let predict = |m: &Path| {
+        tern_ok(&[
+            "predict",
+            path(m),
+            "--input",
+            path(&rows_path),
+            "--accept",
+            "text/csv",
+        ])
+    };
+    assert_eq!(predict(&model), predict(&imported));
+
+    let bad = tern(&[
+        "import",
+        path(&train),
+        "--output",
+        path(&out.path().join("x.tar.gz")),
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("train.csv"));
+}
