@@ -384,3 +384,79 @@ fn xgboost_train_evaluate_export_import_round_trip() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("train.csv"));
 }
+
+/// Data written by the SageMaker Python SDK's own RecordIO-protobuf writers (dense and sparse) trains Linear Learner
+/// exactly as the same rows in CSV do.
+#[test]
+fn linear_learner_trains_on_recordio_protobuf_written_by_the_sagemaker_sdk() {
+    let out = tempfile::tempdir().unwrap();
+    let train = dataset("breast_cancer", "train");
+    let dense = out.path().join("train.pbr");
+    let sparse = out.path().join("train_sparse.pbr");
+    let script = r#"
+import sys, io
+import numpy as np, scipy.sparse as sp
+from sagemaker.amazon.common import write_numpy_to_dense_tensor, write_spmatrix_to_sparse_tensor
+data = np.loadtxt(sys.argv[1], delimiter=",", dtype=np.float32)
+y, X = data[:, 0], data[:, 1:]
+with open(sys.argv[2], "wb") as f:
+    write_numpy_to_dense_tensor(f, X, y)
+with open(sys.argv[3], "wb") as f:
+    write_spmatrix_to_sparse_tensor(f, sp.csr_matrix(X), y)
+"#;
+    let status = std::process::Command::new(tern_tests::python())
+        .env("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+        .args(["-c", script, path(&train), path(&dense), path(&sparse)])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut predictions = Vec::new();
+    for (name, input, content_type) in [
+        ("csv", &train, "text/csv"),
+        ("dense", &dense, "application/x-recordio-protobuf"),
+        ("sparse", &sparse, "application/x-recordio-protobuf"),
+    ] {
+        let dir = out.path().join(name);
+        tern_ok(&[
+            "train",
+            "--algorithm",
+            "linear-learner",
+            "--train",
+            path(input),
+            "--content-type",
+            content_type,
+            "--hp",
+            "predictor_type=binary_classifier",
+            "--hp",
+            "epochs=3",
+            "--hp",
+            "num_models=2",
+            "--hp",
+            "normalize_data=false",
+            "--output-dir",
+            path(&dir),
+            "--quiet",
+            "--no-plots",
+        ]);
+        let response = tern_ok(&[
+            "predict",
+            path(&dir.join("model.tar.gz")),
+            "--input",
+            path(&dense),
+            "--content-type",
+            "application/x-recordio-protobuf",
+            "--accept",
+            "application/jsonlines",
+        ]);
+        assert_eq!(response.lines().count(), 341, "{name}");
+        predictions.push(response);
+    }
+    assert_eq!(
+        predictions[0], predictions[1],
+        "CSV and SDK dense RecordIO train the same model"
+    );
+    assert_eq!(
+        predictions[0], predictions[2],
+        "dense and sparse input train the same model"
+    );
+}
