@@ -854,3 +854,158 @@ fn ranking_ndcg_matches_xgboost() {
         );
     }
 }
+
+fn hyperparameters(pairs: &[(&str, &str)]) -> Hyperparameters {
+    let raw: BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Hyperparameters::parse("xgboost", XGBoost.hyperparameters(), &raw).unwrap()
+}
+
+/// `csv_weights=1` through a real CSV channel: the column after the label weighs each row, as in xgboost.
+#[test]
+fn csv_weights_channel_matches_xgboost_with_the_same_weights() {
+    use tern_trainer::data::{Channel, TrainingInput};
+    let dir = tempfile::tempdir().unwrap();
+    let source = std::fs::read_to_string(data("breast_cancer", "train")).unwrap();
+    let mut weighted = String::new();
+    for (i, line) in source.lines().enumerate() {
+        let (label, rest) = line.split_once(',').unwrap();
+        let weight = [0.5, 1.0, 3.0][i % 3];
+        weighted.push_str(&format!("{label},{weight},{rest}\n"));
+    }
+    let train_path = dir.path().join("weighted.csv");
+    std::fs::write(&train_path, weighted).unwrap();
+    let pairs = [
+        ("objective", "binary:logistic"),
+        ("num_round", "20"),
+        ("max_depth", "3"),
+        ("csv_weights", "1"),
+    ];
+    let input = TrainingInput {
+        train: Channel::from_path("train", &train_path, None).unwrap(),
+        validation: None,
+        test: None,
+    };
+    let artifact = XGBoost
+        .train(
+            &hyperparameters(&pairs),
+            &input,
+            &mut TrainingContext::new(true),
+        )
+        .unwrap();
+    assert_eq!(
+        artifact.meta.feature_dim, 30,
+        "the weight column is not a feature"
+    );
+    let test = read_csv(&data("breast_cancer", "test"));
+    let predictions = XGBoost
+        .load(&artifact)
+        .unwrap()
+        .predict(&test.features)
+        .unwrap()
+        .score_column();
+    let ours = auc(test.labels.as_ref().unwrap(), &predictions);
+    let oracle_params: Vec<(&str, &str)> = pairs
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "csv_weights")
+        .collect();
+    let result = oracle(json!({
+        "action": "train_eval", "train": train_path, "test": data("breast_cancer", "test"), "csv_weights": true,
+        "params": xgb_params(&oracle_params), "num_round": 20, "metric": "auc",
+    }));
+    let theirs = result["metric"].as_f64().unwrap();
+    eprintln!("weighted breast_cancer: tern auc {ours:.6}, xgboost {theirs:.6}");
+    assert!(
+        (ours - theirs).abs() <= 0.005,
+        "tern {ours} vs xgboost {theirs}"
+    );
+    let diff = max_difference(&predictions, &json_floats(&result["predictions"]));
+    assert!(
+        diff < 1e-5,
+        "same weighted model as xgboost: predictions differ by {diff}"
+    );
+}
+
+/// Ranking through a channel folder: `rank.csv` and its query groups in `rank.group` (xgboost's convention).
+#[test]
+fn ranking_channel_reads_group_files() {
+    use tern_trainer::data::{Channel, TrainingInput};
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, groups) = ranking_files(dir.path(), "train");
+    let folder = dir.path().join("train");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::rename(&csv, folder.join("rank.csv")).unwrap();
+    let sizes: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    std::fs::write(folder.join("rank.group"), sizes.join("\n")).unwrap();
+    let pairs = [
+        ("objective", "rank:ndcg"),
+        ("num_round", "10"),
+        ("max_depth", "3"),
+    ];
+    let input = TrainingInput {
+        train: Channel::from_path("train", &folder, None).unwrap(),
+        validation: None,
+        test: None,
+    };
+    let artifact = XGBoost
+        .train(
+            &hyperparameters(&pairs),
+            &input,
+            &mut TrainingContext::new(true),
+        )
+        .unwrap();
+    let through_channel = xgboost::model_of(&artifact).unwrap();
+    let dataset = read_csv(&folder.join("rank.csv"));
+    let direct = xgboost::train_datasets(
+        &params(&pairs),
+        &dataset,
+        None,
+        Some(&groups),
+        None,
+        &mut TrainingContext::new(true),
+    )
+    .unwrap()
+    .model;
+    assert_eq!(through_channel.trees, direct.trees);
+    std::fs::write(folder.join("rank.group"), "10\n20\n").unwrap();
+    let input = TrainingInput {
+        train: Channel::from_path("train", &folder, None).unwrap(),
+        validation: None,
+        test: None,
+    };
+    let err = XGBoost
+        .train(
+            &hyperparameters(&pairs),
+            &input,
+            &mut TrainingContext::new(true),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("group sizes sum to 30"), "{err}");
+}
+
+/// A CSV with a non-numeric field fails before training, naming the file, line and field.
+#[test]
+fn non_numeric_csv_field_fails_with_its_location() {
+    use tern_trainer::data::{Channel, TrainingInput};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.csv");
+    std::fs::write(&path, "1,0.5,2.0\n0,abc,1.0\n").unwrap();
+    let input = TrainingInput {
+        train: Channel::from_path("train", &path, None).unwrap(),
+        validation: None,
+        test: None,
+    };
+    let err = XGBoost
+        .train(
+            &hyperparameters(&[("objective", "binary:logistic"), ("num_round", "2")]),
+            &input,
+            &mut TrainingContext::new(true),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bad.csv") && err.contains("abc"), "{err}");
+}

@@ -4,7 +4,8 @@ Usage: python xgboost_oracle.py REQUEST.json  → prints one JSON object on stdo
 
 Requests (all paths absolute; CSVs are SageMaker CSV: label first, no header, "nan" for missing):
   {"action": "train_eval", "train": csv, "test": csv, "params": {...}, "num_round": n, "metric": "auc"|"accuracy"|"rmse"|"mae"|"rmsle"|"ndcg",
-   "groups": [sizes] (train, ranking only), "test_groups": [sizes]}
+   "groups": [sizes] (train, ranking only), "test_groups": [sizes],
+   "csv_weights": true (the train CSV's second column is the instance weight)}
       → {"metric": value, "predictions": [...]}    (xgboost hist trained with exactly these params)
   {"action": "inject_missing", "source": csv, "out": csv, "rate": r, "seed": s}
       → {"rows": n}                                 (sets a fraction r of feature cells to NaN, label kept)
@@ -22,9 +23,10 @@ import xgboost as xgb
 from sklearn.metrics import accuracy_score, mean_squared_error, roc_auc_score
 
 
-def load(path):
+def load(path, weighted=False):
     data = np.genfromtxt(path, delimiter=",", dtype=np.float64)
-    return data[:, 1:].astype(np.float32), data[:, 0]
+    first = 2 if weighted else 1
+    return data[:, first:].astype(np.float32), data[:, 0], (data[:, 1] if weighted else None)
 
 
 def ndcg(labels, scores, groups):
@@ -55,25 +57,25 @@ def main():
     if action == "predict":
         booster = xgb.Booster()
         booster.load_model(request["model"])
-        X, _ = load(request["data"])
+        X, _, _ = load(request["data"])
         predictions = booster.predict(xgb.DMatrix(X, missing=np.nan))
         print(json.dumps({"predictions": [float(v) for v in np.asarray(predictions, dtype=np.float32).ravel()]}))
         return
     params = dict(request["params"])
     params.setdefault("tree_method", "hist")
     params["nthread"] = 2
-    X, y = load(request["train"])
-    dtrain = xgb.DMatrix(X, label=y, missing=np.nan)
+    X, y, w = load(request["train"], request.get("csv_weights", False))
+    dtrain = xgb.DMatrix(X, label=y, weight=w, missing=np.nan)
     if "groups" in request:
         dtrain.set_group(request["groups"])
     booster = xgb.train(params, dtrain, num_boost_round=request["num_round"])
     if action == "train_save":
         booster.save_model(request["model_out"])
-        Xp, _ = load(request["data"])
+        Xp, _, _ = load(request["data"])
         predictions = booster.predict(xgb.DMatrix(Xp, missing=np.nan))
         print(json.dumps({"predictions": [float(v) for v in np.asarray(predictions, dtype=np.float32).ravel()]}))
         return
-    Xt, yt = load(request["test"])
+    Xt, yt, _ = load(request["test"])
     dtest = xgb.DMatrix(Xt, missing=np.nan)
     predictions = booster.predict(dtest)
     metric = request["metric"]

@@ -261,114 +261,124 @@ pub fn grow_tree(
         }
     }
     let mut num_leaves = 1usize;
-    while let Some(candidate) = heap.pop() {
-        let split = candidate.split;
-        let node = candidate.node;
-        let valid = split.loss_change > RT_EPS
-            && split.loss_change >= params.gamma
-            && split.left.hess > 0.0
-            && split.right.hess > 0.0
-            && depth_open(candidate.depth)
-            && (params.max_leaves == 0 || num_leaves < params.max_leaves);
-        if !valid {
-            nodes[node].hist = None;
-            continue;
+    while let Some(first) = heap.pop() {
+        // Depthwise growth expands a whole level at once, so the children's histograms build in parallel.
+        let mut batch = vec![first];
+        while !lossguide && heap.peek().is_some_and(|c| c.depth == batch[0].depth) {
+            batch.extend(heap.pop());
         }
-        // Partition the node's rows: left rows first, in their original order.
-        let (begin, end) = (nodes[node].begin, nodes[node].end);
-        let n_left = partition(binned, &mut positions[begin..end], &split);
-        let depth = candidate.depth + 1;
-        let parent_bounds = nodes[node].bounds;
-        let (left_bounds, right_bounds) = child_bounds(&reg, &split, parent_bounds, rules.monotone);
-        let left_weight = reg.weight(split.left, left_bounds);
-        let right_weight = reg.weight(split.right, right_bounds);
-        let left_id = tree.push_node(
-            node as i32,
-            (left_weight * eta) as f32,
-            (left_weight * eta) as f32,
-            split.left.hess as f32,
-        );
-        let right_id = tree.push_node(
-            node as i32,
-            (right_weight * eta) as f32,
-            (right_weight * eta) as f32,
-            split.right.hess as f32,
-        );
-        split_bins.extend([-1, -1]);
-        tree.left[node] = left_id as i32;
-        tree.right[node] = right_id as i32;
-        tree.split_index[node] = split.feature as u32;
-        tree.split_condition[node] = split.threshold;
-        tree.default_left[node] = split.default_left;
-        tree.loss_change[node] = split.loss_change as f32;
-        tree.base_weight[node] = reg.weight(nodes[node].stats, parent_bounds) as f32;
-        split_bins[node] = split.bin;
-        num_leaves += 1;
-        let mut path = nodes[node].path.clone();
-        if !path.contains(&split.feature) {
-            path.push(split.feature);
-        }
-        let parent_hist = nodes[node].hist.take();
-        for (id, b, e, stats, bounds) in [
-            (left_id, begin, begin + n_left, split.left, left_bounds),
-            (right_id, begin + n_left, end, split.right, right_bounds),
-        ] {
-            debug_assert_eq!(nodes.len(), id);
-            nodes.push(NodeState {
-                begin: b,
-                end: e,
-                depth,
-                stats,
-                bounds,
-                path: path.clone(),
-                hist: None,
-            });
-        }
-        if !depth_open(depth) {
-            continue;
-        }
-        let (small, large) = if n_left <= end - begin - n_left {
-            (left_id, right_id)
-        } else {
-            (right_id, left_id)
-        };
-        let small_hist = build_hist(
-            binned,
-            gpair,
-            &positions[nodes[small].begin..nodes[small].end],
-        );
-        let large_hist = match parent_hist {
-            Some(mut parent) => {
-                parent
-                    .par_iter_mut()
-                    .zip(small_hist.par_iter())
-                    .for_each(|(p, s)| {
-                        p[0] -= s[0];
-                        p[1] -= s[1];
-                    });
-                parent
+        let mut pending: Vec<(usize, usize, usize, Option<Hist>)> = Vec::new();
+        for candidate in batch {
+            let split = candidate.split;
+            let node = candidate.node;
+            let valid = split.loss_change > RT_EPS
+                && split.loss_change >= params.gamma
+                && split.left.hess > 0.0
+                && split.right.hess > 0.0
+                && depth_open(candidate.depth)
+                && (params.max_leaves == 0 || num_leaves < params.max_leaves);
+            if !valid {
+                nodes[node].hist = None;
+                continue;
             }
-            None => build_hist(
-                binned,
-                gpair,
-                &positions[nodes[large].begin..nodes[large].end],
-            ),
-        };
-        nodes[small].hist = Some(small_hist);
-        nodes[large].hist = Some(large_hist);
-        for child in [left_id, right_id] {
-            match evaluate(child, &mut nodes, &mut rules) {
-                Some(split) => {
-                    heap.push(Candidate {
-                        node: child,
-                        depth,
-                        timestamp,
-                        split,
-                        lossguide,
-                    });
-                    timestamp += 1;
+            // Partition the node's rows: left rows first, in their original order.
+            let (begin, end) = (nodes[node].begin, nodes[node].end);
+            let n_left = partition(binned, &mut positions[begin..end], &split);
+            let depth = candidate.depth + 1;
+            let parent_bounds = nodes[node].bounds;
+            let (left_bounds, right_bounds) =
+                child_bounds(&reg, &split, parent_bounds, rules.monotone);
+            let left_weight = reg.weight(split.left, left_bounds);
+            let right_weight = reg.weight(split.right, right_bounds);
+            let left_value = (left_weight * eta) as f32;
+            let right_value = (right_weight * eta) as f32;
+            let left_id =
+                tree.push_node(node as i32, left_value, left_value, split.left.hess as f32);
+            let right_id = tree.push_node(
+                node as i32,
+                right_value,
+                right_value,
+                split.right.hess as f32,
+            );
+            split_bins.extend([-1, -1]);
+            tree.left[node] = left_id as i32;
+            tree.right[node] = right_id as i32;
+            tree.split_index[node] = split.feature as u32;
+            tree.split_condition[node] = split.threshold;
+            tree.default_left[node] = split.default_left;
+            tree.loss_change[node] = split.loss_change as f32;
+            tree.base_weight[node] = reg.weight(nodes[node].stats, parent_bounds) as f32;
+            split_bins[node] = split.bin;
+            num_leaves += 1;
+            let mut path = nodes[node].path.clone();
+            if !path.contains(&split.feature) {
+                path.push(split.feature);
+            }
+            let parent_hist = nodes[node].hist.take();
+            for (id, b, e, stats, bounds) in [
+                (left_id, begin, begin + n_left, split.left, left_bounds),
+                (right_id, begin + n_left, end, split.right, right_bounds),
+            ] {
+                debug_assert_eq!(nodes.len(), id);
+                nodes.push(NodeState {
+                    begin: b,
+                    end: e,
+                    depth,
+                    stats,
+                    bounds,
+                    path: path.clone(),
+                    hist: None,
+                });
+            }
+            if !depth_open(depth) {
+                continue;
+            }
+            let (small, large) = if n_left <= end - begin - n_left {
+                (left_id, right_id)
+            } else {
+                (right_id, left_id)
+            };
+            pending.push((small, large, node, parent_hist));
+        }
+        let positions_ref = &positions;
+        let nodes_ref = &nodes;
+        let built: Vec<(usize, Hist, usize, Hist)> = pending
+            .into_par_iter()
+            .map(|(small, large, _parent, parent_hist)| {
+                let rows = |id: usize| &positions_ref[nodes_ref[id].begin..nodes_ref[id].end];
+                let small_hist = build_hist(binned, gpair, rows(small));
+                let large_hist = match parent_hist {
+                    Some(mut parent) => {
+                        parent.iter_mut().zip(&small_hist).for_each(|(p, s)| {
+                            p[0] -= s[0];
+                            p[1] -= s[1];
+                        });
+                        parent
+                    }
+                    None => build_hist(binned, gpair, rows(large)),
+                };
+                (small, small_hist, large, large_hist)
+            })
+            .collect();
+        for (small, small_hist, large, large_hist) in built {
+            nodes[small].hist = Some(small_hist);
+            nodes[large].hist = Some(large_hist);
+            let (left_id, right_id) = (small.min(large), small.max(large));
+            let depth = nodes[left_id].depth;
+            for child in [left_id, right_id] {
+                match evaluate(child, &mut nodes, &mut rules) {
+                    Some(split) => {
+                        heap.push(Candidate {
+                            node: child,
+                            depth,
+                            timestamp,
+                            split,
+                            lossguide,
+                        });
+                        timestamp += 1;
+                    }
+                    None => nodes[child].hist = None,
                 }
-                None => nodes[child].hist = None,
             }
         }
     }

@@ -89,8 +89,18 @@ impl Model {
                     margins.copy_from_slice(&base);
                 }
                 for (tree, &group) in forest.iter().zip(&self.tree_group) {
-                    for (r, row) in block.chunks_exact(width).enumerate() {
+                    let mut lanes = block.chunks_exact(width * LANES);
+                    let mut r = 0;
+                    for rows in &mut lanes {
+                        let values = tree.predict_lanes(rows, width);
+                        for value in values {
+                            out[r * g + group] += value;
+                            r += 1;
+                        }
+                    }
+                    for row in lanes.remainder().chunks_exact(width) {
                         out[r * g + group] += tree.predict(row);
+                        r += 1;
                     }
                 }
             });
@@ -166,6 +176,9 @@ struct PackedNode {
 
 const DEFAULT_LEFT: u32 = 1 << 31;
 
+/// Rows walked through a tree together, so the CPU overlaps their dependent node loads.
+const LANES: usize = 8;
+
 /// A tree as one contiguous array of [`PackedNode`]s.
 struct PackedTree {
     nodes: Vec<PackedNode>,
@@ -198,6 +211,38 @@ impl PackedTree {
             })
             .collect();
         PackedTree { nodes }
+    }
+
+    /// The leaf values of `LANES` consecutive rows of `width` values each, walked in lockstep.
+    #[inline]
+    fn predict_lanes(&self, rows: &[f32], width: usize) -> [f32; LANES] {
+        let mut node = [0u32; LANES];
+        loop {
+            let mut moving = false;
+            for lane in 0..LANES {
+                let current = self.nodes[node[lane] as usize];
+                if current.left == u32::MAX {
+                    continue;
+                }
+                moving = true;
+                let feature = (current.feature & !DEFAULT_LEFT) as usize;
+                let x = if feature < width {
+                    rows[lane * width + feature]
+                } else {
+                    f32::NAN
+                };
+                let left = if x.is_nan() {
+                    current.feature & DEFAULT_LEFT != 0
+                } else {
+                    x < current.threshold
+                };
+                node[lane] = if left { current.left } else { current.right };
+            }
+            if !moving {
+                break;
+            }
+        }
+        node.map(|n| self.nodes[n as usize].threshold)
     }
 
     /// The leaf value for `row` (NaN marks missing values; features beyond the row are missing).
