@@ -1009,3 +1009,202 @@ fn non_numeric_csv_field_fails_with_its_location() {
         .to_string();
     assert!(err.contains("bad.csv") && err.contains("abc"), "{err}");
 }
+
+/// Absent sparse entries are missing values: a CSR matrix trains and predicts exactly as the dense one with NaN.
+#[test]
+fn sparse_absent_entries_train_like_dense_nan() {
+    use tern_trainer::data::CsrMatrix;
+    let dir = tempfile::tempdir().unwrap();
+    let dense = read_csv(&injected("breast_cancer", "train", dir.path(), 0.3));
+    let FeatureMatrix::Dense(matrix) = &dense.features else {
+        unreachable!()
+    };
+    let mut csr = CsrMatrix::new(matrix.ncols());
+    for row in matrix.rows() {
+        let (indices, values): (Vec<u32>, Vec<f32>) = row
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| !v.is_nan())
+            .map(|(j, &v)| (j as u32, v))
+            .unzip();
+        csr.push_row(&indices, &values);
+    }
+    let sparse = Dataset {
+        features: FeatureMatrix::Sparse(csr),
+        labels: dense.labels.clone(),
+        weights: None,
+    };
+    let pairs = [
+        ("objective", "binary:logistic"),
+        ("num_round", "10"),
+        ("max_depth", "4"),
+    ];
+    let from_dense = train(&pairs, &dense, None).model;
+    let from_sparse = train(&pairs, &sparse, None).model;
+    assert_eq!(from_dense, from_sparse);
+    assert_eq!(
+        from_dense.predict(&dense.features),
+        from_sparse.predict(&sparse.features)
+    );
+    assert!(
+        from_dense
+            .trees
+            .iter()
+            .any(|t| t.default_left.iter().any(|&d| d)),
+        "some split learned missing → left"
+    );
+}
+
+/// With interaction constraints, every root-to-leaf path splits only on features of one allowed set.
+#[test]
+fn interaction_constraints_confine_each_path() {
+    let sets = [vec![0usize, 1, 2], vec![3, 4, 5, 6, 7, 8, 9]];
+    let pairs = [
+        ("objective", "reg:squarederror"),
+        ("num_round", "10"),
+        ("max_depth", "4"),
+        ("interaction_constraints", "[[0,1,2],[3,4,5,6,7,8,9]]"),
+    ];
+    let model = train(&pairs, &read_csv(&data("diabetes", "train")), None).model;
+    for tree in &model.trees {
+        let mut stack = vec![(0usize, Vec::<usize>::new())];
+        while let Some((node, mut path)) = stack.pop() {
+            if tree.is_leaf(node) {
+                assert!(
+                    sets.iter().any(|s| path.iter().all(|f| s.contains(f))),
+                    "path {path:?} mixes sets"
+                );
+                continue;
+            }
+            path.push(tree.split_index[node] as usize);
+            stack.push((tree.left[node] as usize, path.clone()));
+            stack.push((tree.right[node] as usize, path));
+        }
+    }
+}
+
+/// SageMaker XGBoost's response shapes: a probability per row for binary, a list for multi:softprob, the class for
+/// multi:softmax.
+#[test]
+fn response_records_have_sagemaker_shapes() {
+    let cancer = read_csv(&data("breast_cancer", "test"));
+    let digits = read_csv(&data("digits", "test"));
+    for (pairs, set, check) in [
+        (
+            vec![("objective", "binary:logistic"), ("num_round", "3")],
+            &cancer,
+            (|v: &Value| {
+                v["score"]
+                    .as_f64()
+                    .is_some_and(|p| (0.0..=1.0).contains(&p))
+            }) as fn(&Value) -> bool,
+        ),
+        (
+            vec![
+                ("objective", "multi:softprob"),
+                ("num_class", "10"),
+                ("num_round", "2"),
+            ],
+            &digits,
+            |v: &Value| v["score"].as_array().is_some_and(|a| a.len() == 10),
+        ),
+        (
+            vec![
+                ("objective", "multi:softmax"),
+                ("num_class", "10"),
+                ("num_round", "2"),
+            ],
+            &digits,
+            |v: &Value| {
+                v["score"]
+                    .as_f64()
+                    .is_some_and(|c| c.fract() == 0.0 && (0.0..10.0).contains(&c))
+            },
+        ),
+    ] {
+        let model = train(
+            &pairs,
+            &read_csv(&data(
+                if set.n_features() == 30 {
+                    "breast_cancer"
+                } else {
+                    "digits"
+                },
+                "train",
+            )),
+            None,
+        )
+        .model;
+        let predictor = XGBoost
+            .load(&xgboost::to_artifact(&model, BTreeMap::new(), &[], 0))
+            .unwrap();
+        let predictions = predictor.predict(&set.features).unwrap();
+        let records = predictor.response_records(&predictions);
+        assert_eq!(records.len(), set.n_rows());
+        assert!(records.iter().all(check), "{pairs:?}: {}", records[0]);
+    }
+}
+
+/// gblinear against xgboost's sequential coordinate descent (`updater=coord_descent`), and its JSON both ways.
+#[test]
+fn gblinear_matches_xgboost_and_round_trips() {
+    for (name, objective, metric_name) in [
+        ("diabetes", "reg:squarederror", "rmse"),
+        ("breast_cancer", "binary:logistic", "auc"),
+    ] {
+        let pairs = [
+            ("objective", objective),
+            ("booster", "gblinear"),
+            ("num_round", "30"),
+            ("lambda", "0.1"),
+        ];
+        let train_set = read_csv(&data(name, "train"));
+        let test_set = read_csv(&data(name, "test"));
+        let model = train(&pairs, &train_set, None).model;
+        let ours_predictions = model.predict(&test_set.features);
+        let ours = metric_of(
+            metric_name,
+            test_set.labels.as_ref().unwrap(),
+            &ours_predictions,
+            1,
+        );
+        let mut oracle_pairs = pairs.to_vec();
+        oracle_pairs.push(("updater", "coord_descent"));
+        let result = oracle(json!({
+            "action": "train_eval", "train": data(name, "train"), "test": data(name, "test"),
+            "params": xgb_params(&oracle_pairs), "num_round": 30, "metric": metric_name,
+        }));
+        let theirs = result["metric"].as_f64().unwrap();
+        let diff = max_difference(&ours_predictions, &json_floats(&result["predictions"]));
+        eprintln!("gblinear {name}: tern {metric_name} {ours:.6}, xgboost {theirs:.6}, max |Δ prediction| {diff:e}");
+        let tolerance = if metric_name == "auc" {
+            0.005
+        } else {
+            0.005 * theirs
+        };
+        assert!(
+            (ours - theirs).abs() <= tolerance,
+            "{name}: tern {ours} vs xgboost {theirs}"
+        );
+        // tern → xgboost: the exported gblinear JSON predicts the same in xgboost.
+        let dir = tempfile::tempdir().unwrap();
+        let artifact = xgboost::to_artifact(&model, BTreeMap::new(), &[], 0);
+        let path = dir.path().join("linear.json");
+        std::fs::write(&path, xgboost::export_xgboost_json(&artifact).unwrap()).unwrap();
+        let reloaded = json_floats(
+            &oracle(json!({"action": "predict", "model": path, "data": data(name, "test")}))
+                ["predictions"],
+        );
+        let diff = max_difference(&ours_predictions, &reloaded);
+        assert!(
+            diff <= 1e-6 * ours_predictions.iter().fold(1.0f32, |m, v| m.max(v.abs())),
+            "{name}: {diff}"
+        );
+    }
+    let pairs = [
+        ("objective", "reg:squarederror"),
+        ("booster", "gblinear"),
+        ("num_round", "10"),
+    ];
+    xgboost_to_tern("diabetes", &pairs, true);
+}

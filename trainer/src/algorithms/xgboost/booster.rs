@@ -10,6 +10,7 @@ use crate::{TrainError, TrainingContext};
 
 use super::binning::{BinnedMatrix, Cuts};
 use super::grow::{grow_tree, sample, tree_rng, FeatureRules};
+use super::linear;
 use super::metric::{self, EvalInput};
 use super::model::Model;
 use super::objective::{weighted_quantile, GradientPair, Objective};
@@ -197,7 +198,12 @@ pub fn train(
         best_score: None,
         scale_pos_weight: params.scale_pos_weight,
         max_delta_step: params.max_delta_step,
+        linear: params
+            .linear
+            .then(|| linear::LinearWeights::new(n_features, g)),
     };
+    let sum_instance_weight: f64 = train.weights.iter().map(|&w| w as f64).sum();
+    let mut best_linear: Option<linear::LinearWeights> = None;
     let base_margin = model.base_margin();
     let mut train_eval = EvalSet {
         set: train,
@@ -241,14 +247,34 @@ pub fn train(
                 &mut gradients,
             );
         }
-        let sampled: Vec<u32> = if params.subsample < 1.0 {
+        if let Some(state) = model.linear.as_mut() {
+            state.rounds += 1;
+            linear::round(
+                &mut state.weights,
+                train.features,
+                &mut gradients,
+                &mut train_eval.margins,
+                g,
+                params.eta,
+                params.alpha,
+                params.lambda,
+                sum_instance_weight,
+            );
+            if let Some(valid) = valid_eval.as_mut() {
+                valid.margins =
+                    linear::predict(&state.weights, valid.set.features, g, &base_margin);
+            }
+        }
+        let sampled: Vec<u32> = if params.linear {
+            Vec::new()
+        } else if params.subsample < 1.0 {
             (0..n as u32)
                 .filter(|_| sample_rng.gen::<f64>() < params.subsample)
                 .collect()
         } else {
             (0..n as u32).collect()
         };
-        for group in 0..g {
+        for group in (0..g).filter(|_| !params.linear) {
             for (slot, pair) in group_gradients
                 .iter_mut()
                 .zip(gradients.iter().skip(group).step_by(g))
@@ -345,6 +371,7 @@ pub fn train(
             };
             if improved {
                 best = Some((round, value));
+                best_linear = model.linear.clone();
             } else if round - best.map_or(0, |(r, _)| r) >= patience {
                 break;
             }
@@ -353,6 +380,9 @@ pub fn train(
     context.finish_progress();
     if let Some((best_round, best_value)) = best {
         model.trees.truncate((best_round + 1) * g);
+        if best_linear.is_some() {
+            model.linear = best_linear;
+        }
         model.tree_group.truncate((best_round + 1) * g);
         model.best_iteration = Some(best_round);
         model.best_score = Some(best_value);
@@ -427,6 +457,7 @@ fn add_tree(tree: &Tree, features: &FeatureMatrix, margins: &mut [f32], g: usize
         best_score: None,
         scale_pos_weight: 1.0,
         max_delta_step: 0.0,
+        linear: None,
     };
     let values = one.predict_margins(features);
     for (row, v) in values.iter().enumerate() {

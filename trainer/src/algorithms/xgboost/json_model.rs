@@ -1,5 +1,5 @@
 //! xgboost's JSON model format (`Booster.save_model("m.json")`, schema `doc/model.schema` of dmlc/xgboost), written
-//! and read for the `gbtree` booster with numerical splits.
+//! and read for the `gbtree` booster with numerical splits and the `gblinear` booster.
 //!
 //! Facts the format fixes: `learner_model_param.base_score` is in prediction space (a bracketed list of one value
 //! per output group in xgboost 3, a bare number in older files) and is mapped to margin space by the objective's
@@ -126,12 +126,12 @@ pub fn to_json(model: &Model) -> Value {
     if let Some(score) = model.best_score {
         attributes.insert("best_score".into(), json!(score.to_string()));
     }
-    json!({
-        "learner": {
-            "attributes": attributes,
-            "feature_names": [],
-            "feature_types": [],
-            "gradient_booster": {
+    let gradient_booster = match &model.linear {
+        Some(linear) => json!({
+            "model": {"boosted_rounds": linear.rounds, "weights": linear.weights},
+            "name": "gblinear"
+        }),
+        None => json!({
                 "model": {
                     "cats": {"enc": [], "feature_segments": [], "sorted_idx": []},
                     "gbtree_model_param": {"num_parallel_tree": "1", "num_trees": model.trees.len().to_string()},
@@ -140,7 +140,14 @@ pub fn to_json(model: &Model) -> Value {
                     "trees": trees
                 },
                 "name": "gbtree"
-            },
+        }),
+    };
+    json!({
+        "learner": {
+            "attributes": attributes,
+            "feature_names": [],
+            "feature_types": [],
+            "gradient_booster": gradient_booster,
             "learner_model_param": {
                 "base_score": base_score,
                 "boost_from_average": "1",
@@ -222,9 +229,9 @@ pub fn from_json(bytes: &[u8]) -> Result<Model, String> {
     let booster_name = get(learner, &["gradient_booster", "name"])?
         .as_str()
         .unwrap_or("");
-    if booster_name != "gbtree" {
+    if booster_name != "gbtree" && booster_name != "gblinear" {
         return Err(format!(
-            "gradient_booster.name is {booster_name:?}; tern imports gbtree models (gblinear and dart are not supported)"
+            "gradient_booster.name is {booster_name:?}; tern imports gbtree and gblinear models (dart is not supported)"
         ));
     }
     let objective_value = get(learner, &["objective"])?;
@@ -266,6 +273,42 @@ pub fn from_json(bytes: &[u8]) -> Result<Model, String> {
         other => other.to_string(),
     };
     let base_score = parse_base_score(&base_text, num_group)?;
+    let scale_pos_weight = param("reg_loss_param", "scale_pos_weight", 1.0)?;
+    let max_delta_step = param("poisson_regression_param", "max_delta_step", 0.0)?;
+    if booster_name == "gblinear" {
+        let booster = get(learner, &["gradient_booster", "model"])?;
+        let weights: Vec<f32> = get(booster, &["weights"])?
+            .as_array()
+            .ok_or("gradient_booster.model.weights is not an array")?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| number(v, &format!("weights[{i}]")).map(|v| v as f32))
+            .collect::<Result<_, _>>()?;
+        if weights.len() != (num_feature + 1) * num_group {
+            return Err(format!(
+                "gblinear has {} weights, expected (num_feature + 1) × groups = {}",
+                weights.len(),
+                (num_feature + 1) * num_group
+            ));
+        }
+        let rounds = match booster.get("boosted_rounds") {
+            Some(v) => number(v, "boosted_rounds")? as usize,
+            None => 0,
+        };
+        return Ok(Model {
+            objective,
+            num_group,
+            num_feature,
+            base_score,
+            trees: Vec::new(),
+            tree_group: Vec::new(),
+            best_iteration: None,
+            best_score: None,
+            scale_pos_weight,
+            max_delta_step,
+            linear: Some(super::linear::LinearWeights { weights, rounds }),
+        });
+    }
     let gbtree = get(learner, &["gradient_booster", "model"])?;
     let tree_values = get(gbtree, &["trees"])?
         .as_array()
@@ -355,7 +398,8 @@ pub fn from_json(bytes: &[u8]) -> Result<Model, String> {
         tree_group,
         best_iteration,
         best_score,
-        scale_pos_weight: param("reg_loss_param", "scale_pos_weight", 1.0)?,
-        max_delta_step: param("poisson_regression_param", "max_delta_step", 0.0)?,
+        linear: None,
+        scale_pos_weight,
+        max_delta_step,
     })
 }

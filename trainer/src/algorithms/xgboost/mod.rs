@@ -19,6 +19,7 @@ pub mod binning;
 pub mod booster;
 pub mod grow;
 pub mod json_model;
+pub mod linear;
 pub mod metric;
 pub mod model;
 pub mod objective;

@@ -26,6 +26,8 @@ pub struct Model {
     /// Objective settings carried for export (`scale_pos_weight`, `max_delta_step` of count:poisson).
     pub scale_pos_weight: f64,
     pub max_delta_step: f64,
+    /// The `gblinear` booster's weights; `None` for tree models.
+    pub linear: Option<super::linear::LinearWeights>,
 }
 
 impl Model {
@@ -39,12 +41,23 @@ impl Model {
 
     /// The number of boosting rounds (trees per group).
     pub fn num_rounds(&self) -> usize {
+        if let Some(linear) = &self.linear {
+            return linear.rounds;
+        }
         self.trees.len() / self.num_group.max(1)
     }
 
     /// Raw margins, rows × groups: the base margin plus every tree's leaf value, accumulated in f32 in tree order.
     /// Rows are predicted in blocks (every tree over a block of rows) with trees packed into 16-byte nodes.
     pub fn predict_margins(&self, features: &FeatureMatrix) -> Vec<f32> {
+        if let Some(linear) = &self.linear {
+            return super::linear::predict(
+                &linear.weights,
+                features,
+                self.num_group,
+                &self.base_margin(),
+            );
+        }
         const BLOCK: usize = 64;
         let n = features.n_rows();
         let g = self.num_group;

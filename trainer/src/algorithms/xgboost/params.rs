@@ -165,6 +165,8 @@ pub struct TrainParams {
     pub seed: u64,
     pub nthread: Option<usize>,
     pub verbosity: u8,
+    /// `booster=gblinear`: a linear model by coordinate descent instead of trees.
+    pub linear: bool,
 }
 
 fn conflict(names: &str, message: impl Into<String>) -> HyperparameterError {
@@ -262,13 +264,17 @@ impl TrainParams {
             }
             1
         };
-        if hp.word("booster").as_deref() != Some("gbtree") {
-            return Err(invalid(
-                "booster",
-                hp.text("booster").unwrap_or(""),
-                "gbtree (gblinear and dart are not implemented in tern yet)",
-            ));
-        }
+        let linear = match hp.word("booster").as_deref() {
+            Some("gblinear") => true,
+            Some("dart") => {
+                return Err(invalid(
+                    "booster",
+                    "dart",
+                    "gbtree or gblinear (dart is not implemented in tern yet)",
+                ))
+            }
+            _ => false,
+        };
         if hp.word("sampling_method").as_deref() == Some("gradient_based") {
             return Err(invalid(
                 "sampling_method",
@@ -344,13 +350,22 @@ impl TrainParams {
             num_round: hp.usize("num_round").unwrap_or(1),
             objective,
             num_class,
-            eta: hp.float("eta").unwrap_or(0.3),
+            // gblinear's defaults differ from the trees': learning rate 0.5 and no L2 unless given.
+            eta: if linear && !hp.is_given("eta") {
+                0.5
+            } else {
+                hp.float("eta").unwrap_or(0.3)
+            },
             gamma: hp.float("gamma").unwrap_or(0.0),
             max_depth,
             max_leaves,
             min_child_weight: hp.float("min_child_weight").unwrap_or(1.0),
             max_delta_step,
-            lambda: hp.float("lambda").unwrap_or(1.0),
+            lambda: if linear && !hp.is_given("lambda") {
+                0.0
+            } else {
+                hp.float("lambda").unwrap_or(1.0)
+            },
             alpha: hp.float("alpha").unwrap_or(0.0),
             subsample: hp.float("subsample").unwrap_or(1.0),
             colsample_bytree: hp.float("colsample_bytree").unwrap_or(1.0),
@@ -369,6 +384,7 @@ impl TrainParams {
             seed: hp.integer("seed").unwrap_or(0) as u64,
             nthread: hp.usize("nthread"),
             verbosity: hp.integer("verbosity").unwrap_or(1) as u8,
+            linear,
         })
     }
 }
