@@ -1,6 +1,22 @@
 //! tern's runtime core: the package format (`model.onnx` + `manifest.json`), its validation, execution, and
 //! SageMaker-shaped request decoding and response encoding. Builds for x86_64, aarch64 and wasm32.
+//!
+//! ```no_run
+//! use tern_runtime::Package;
+//! # fn main() -> Result<(), tern_runtime::RuntimeError> {
+//! let package = Package::load(std::path::Path::new("pkg"))?; // sha256, schema and graph checked here
+//! let (body, content_type) = package.invoke(b"1.5,16.0,14.0\n", "text/csv", "application/json")?;
+//! println!("{content_type}: {}", String::from_utf8_lossy(&body));
+//! # Ok(()) }
+//! ```
 
+pub mod error;
+pub mod invoke;
 pub mod manifest;
+pub mod ops;
+pub mod package;
 
-pub use manifest::{Manifest, Precision};
+pub use error::RuntimeError;
+pub use invoke::ResponseType;
+pub use manifest::{Manifest, Precision, ResponseShape, TensorSpec, Tolerance};
+pub use package::{Output, OutputValues, Outputs, Package, BATCH_ROWS};

@@ -1,0 +1,411 @@
+//! SageMaker `/invocations` semantics: decode a request body by its `Content-Type`, run the package, and encode the
+//! response for its `Accept`, in the algorithm's SageMaker shape.
+//!
+//! Requests (decoded with `tern_formats`' readers): `text/csv` rows without a label (`label_size=1` honoured when
+//! given explicitly), `application/json` (`{"instances":[{"features":[…]}]}`, the `data.features.values` /
+//! sparse `keys`+`shape` forms, or a plain array), `application/jsonlines`, `application/x-recordio-protobuf`
+//! (dense and sparse) and `text/libsvm`. Sparse entries a record does not store are 0 for linear models and missing
+//! (NaN) for XGBoost, as SageMaker's algorithms read them.
+//!
+//! Responses, per [`ResponseShape`]:
+//!
+//! | Accept | `Supervised` (Linear Learner, …) | `Xgboost` |
+//! |---|---|---|
+//! | `application/json` | `{"predictions":[{"score":…,"predicted_label":…}]}` (as `tern_trainer::Predictions::to_json_records`: a list of scores for multiclass, no label for regressors) | `{"predictions":[{"score":…}]}`, a list per record for multi-output objectives (`multi:softprob`) |
+//! | `application/jsonlines` | one `{"score":…,"predicted_label":…}` per line | one `{"score":…}` per line |
+//! | `text/csv` | one line per record: the score(s), then the predicted label for classifiers | one value per line, comma-separated class probabilities for `multi:softprob` (SageMaker XGBoost's text response) |
+//! | `application/x-recordio-protobuf` | one `Record` per input, `label` = {`score`, `predicted_label`} as Float32 tensors | one `Record`, `label` = {`score`} |
+
+use std::io::{Read, Write};
+
+use serde_json::{json, Value};
+use tern_formats::json::JsonResponseWriter;
+use tern_formats::recordio::{proto, RecordIoWriter};
+use tern_formats::{ContentType, Features, FormatError, Record};
+
+use crate::error::RuntimeError;
+use crate::manifest::ResponseShape;
+use crate::package::{Outputs, Package, BATCH_ROWS};
+
+/// The name request errors give the body.
+const REQUEST: &str = "request";
+
+/// Response content types, in the order `Accept: */*` falls back through when the manifest names none.
+const RESPONSE_TYPES: &str =
+    "application/json, application/jsonlines, text/csv, application/x-recordio-protobuf";
+
+/// A response content type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseType {
+    Json,
+    JsonLines,
+    Csv,
+    RecordIo,
+}
+
+impl ResponseType {
+    /// The MIME type the response is labelled with.
+    pub fn mime(self) -> &'static str {
+        match self {
+            ResponseType::Json => "application/json",
+            ResponseType::JsonLines => "application/jsonlines",
+            ResponseType::Csv => "text/csv",
+            ResponseType::RecordIo => "application/x-recordio-protobuf",
+        }
+    }
+
+    fn parse(mime: &str) -> Option<ResponseType> {
+        match mime.trim().to_ascii_lowercase().as_str() {
+            "application/json" => Some(ResponseType::Json),
+            "application/jsonlines" | "application/json-lines" | "application/x-jsonlines" => {
+                Some(ResponseType::JsonLines)
+            }
+            "text/csv" | "text/x-csv" | "application/csv" => Some(ResponseType::Csv),
+            "application/x-recordio-protobuf" => Some(ResponseType::RecordIo),
+            _ => None,
+        }
+    }
+}
+
+/// One record's prediction.
+enum Score {
+    Value(f32),
+    List(Vec<f32>),
+}
+
+impl Package {
+    /// Answers one `/invocations` request: decodes `body` as `content_type`, predicts every record, and returns the
+    /// response body with its content type, chosen from `accept` (empty or `*/*`: the manifest's first `produces`
+    /// entry, else JSON for supervised models and CSV for XGBoost).
+    ///
+    /// Errors: [`RuntimeError::UnsupportedContentType`] for a content type or accept the package does not handle;
+    /// [`RuntimeError::Request`] / [`RuntimeError::Record`] naming the record and field of a malformed body.
+    pub fn invoke(
+        &self,
+        body: &[u8],
+        content_type: &str,
+        accept: &str,
+    ) -> Result<(Vec<u8>, String), RuntimeError> {
+        let mut response = Vec::new();
+        let mime = self.predict_stream(body, content_type, accept, &mut response)?;
+        Ok((response, mime))
+    }
+
+    /// Streams predictions: reads records from `reader` as `content_type`, runs them [`BATCH_ROWS`] at a time and
+    /// writes each batch's responses to `writer` as `accept` (see [`Package::invoke`]) before reading the next, so
+    /// memory stays bounded whatever the input size (`application/json` requests excepted: a JSON document is read
+    /// whole). Returns the response content type. On error, the responses of earlier batches have been written.
+    pub fn predict_stream<R: Read + Send, W: Write>(
+        &self,
+        reader: R,
+        content_type: &str,
+        accept: &str,
+        writer: W,
+    ) -> Result<String, RuntimeError> {
+        let request_type = self.request_type(content_type)?;
+        let response_type = self.response_type(accept)?;
+        let records = tern_formats::open_reader(&request_type, reader, REQUEST)?;
+        let mut encoder = Encoder::new(response_type, writer);
+        let dim = self.manifest().feature_dim;
+        let mut batch: Vec<f32> = Vec::with_capacity(BATCH_ROWS * dim);
+        let mut rows = 0usize;
+        let mut record_number = 0u64;
+        for record in records {
+            let record = record?;
+            record_number += 1;
+            self.append_row(&record, record_number, &mut batch)?;
+            rows += 1;
+            if rows == BATCH_ROWS {
+                self.flush_batch(&batch, rows, &mut encoder)?;
+                batch.clear();
+                rows = 0;
+            }
+        }
+        if rows > 0 {
+            self.flush_batch(&batch, rows, &mut encoder)?;
+        }
+        encoder.finish()?;
+        Ok(response_type.mime().to_string())
+    }
+
+    fn request_type(&self, content_type: &str) -> Result<ContentType, RuntimeError> {
+        let parsed = ContentType::parse(content_type).map_err(|error| match error {
+            FormatError::UnsupportedContentType {
+                content_type,
+                expected,
+            } => RuntimeError::UnsupportedContentType {
+                header: "Content-Type",
+                content_type,
+                expected,
+            },
+            other => RuntimeError::Request(other),
+        })?;
+        let parsed = match parsed {
+            ContentType::Csv { .. }
+                if !content_type.to_ascii_lowercase().contains("label_size") =>
+            {
+                ContentType::Csv { label_size: 0 }
+            }
+            other => other,
+        };
+        let accepts = &self.manifest().accepts;
+        let canonical = parsed.mime().split(';').next().unwrap_or_default();
+        let listed = accepts.iter().any(|a| {
+            ContentType::parse(a)
+                .map(|c| c.mime().split(';').next() == Some(canonical))
+                .unwrap_or(false)
+        });
+        if !accepts.is_empty() && !listed {
+            return Err(RuntimeError::UnsupportedContentType {
+                header: "Content-Type",
+                content_type: content_type.to_string(),
+                expected: accepts.join(", "),
+            });
+        }
+        Ok(parsed)
+    }
+
+    fn response_type(&self, accept: &str) -> Result<ResponseType, RuntimeError> {
+        let produces: Vec<ResponseType> = self
+            .manifest()
+            .produces
+            .iter()
+            .filter_map(|p| ResponseType::parse(p.split(';').next().unwrap_or_default()))
+            .collect();
+        let default = produces
+            .first()
+            .copied()
+            .unwrap_or(match self.manifest().response {
+                ResponseShape::Supervised { .. } => ResponseType::Json,
+                ResponseShape::Xgboost { .. } => ResponseType::Csv,
+            });
+        let allowed = |t: ResponseType| produces.is_empty() || produces.contains(&t);
+        let mut any = accept.trim().is_empty();
+        for candidate in accept.split(',') {
+            let mime = candidate.split(';').next().unwrap_or_default().trim();
+            if mime == "*/*" {
+                any = true;
+            } else if let Some(t) = ResponseType::parse(mime).filter(|&t| allowed(t)) {
+                return Ok(t);
+            }
+        }
+        if any {
+            return Ok(default);
+        }
+        Err(RuntimeError::UnsupportedContentType {
+            header: "Accept",
+            content_type: accept.to_string(),
+            expected: if produces.is_empty() {
+                RESPONSE_TYPES.to_string()
+            } else {
+                self.manifest().produces.join(", ")
+            },
+        })
+    }
+
+    /// Appends `record`'s features as one dense row of `feature_dim` values.
+    fn append_row(
+        &self,
+        record: &Record,
+        record_number: u64,
+        batch: &mut Vec<f32>,
+    ) -> Result<(), RuntimeError> {
+        let dim = self.manifest().feature_dim;
+        let error = |field: &str, message: String| RuntimeError::Record {
+            source_name: REQUEST.to_string(),
+            record: record_number,
+            field: field.to_string(),
+            message,
+        };
+        match &record.features {
+            Features::Dense(values) => {
+                if values.len() != dim {
+                    return Err(error(
+                        "features",
+                        format!("expected {dim} features, found {}", values.len()),
+                    ));
+                }
+                batch.extend_from_slice(values);
+            }
+            Features::Sparse {
+                indices,
+                values,
+                dim: declared,
+            } => {
+                if let Some(declared) = declared.filter(|&d| d != dim) {
+                    return Err(error(
+                        "features.shape",
+                        format!("declares {declared} features, the model takes {dim}"),
+                    ));
+                }
+                if let Some(&index) = indices.iter().find(|&&i| i as usize >= dim) {
+                    return Err(error(
+                        "features.keys",
+                        format!("index {index} is outside the model's {dim} features"),
+                    ));
+                }
+                let absent = match self.manifest().response {
+                    ResponseShape::Xgboost { .. } => f32::NAN,
+                    ResponseShape::Supervised { .. } => 0.0,
+                };
+                let start = batch.len();
+                batch.resize(start + dim, absent);
+                for (&index, &value) in indices.iter().zip(values) {
+                    batch[start + index as usize] = value;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_batch<W: Write>(
+        &self,
+        batch: &[f32],
+        rows: usize,
+        encoder: &mut Encoder<W>,
+    ) -> Result<(), RuntimeError> {
+        let outputs = self.run(batch, rows)?;
+        for row in 0..rows {
+            let (score, label) = self.row_prediction(&outputs, row)?;
+            encoder.write(score, label)?;
+        }
+        Ok(())
+    }
+
+    fn row_prediction(
+        &self,
+        outputs: &Outputs,
+        row: usize,
+    ) -> Result<(Score, Option<i64>), RuntimeError> {
+        match &self.manifest().response {
+            ResponseShape::Supervised {
+                task,
+                score,
+                predicted_label,
+            } => {
+                let scores = outputs.require(score)?.row_f32(row);
+                let label = match predicted_label {
+                    Some(name) => Some(outputs.require(name)?.row_label(row)),
+                    None => None,
+                };
+                let first = scores
+                    .first()
+                    .copied()
+                    .ok_or_else(|| RuntimeError::Output {
+                        output: score.clone(),
+                        message: "has no values per row".to_string(),
+                    })?;
+                let score = if task == "multiclass_classifier" {
+                    Score::List(scores)
+                } else {
+                    Score::Value(first)
+                };
+                Ok((score, label))
+            }
+            ResponseShape::Xgboost { output, .. } => {
+                let output_values = outputs.require(output)?;
+                let values = output_values.row_f32(row);
+                let score = match values.as_slice() {
+                    [value] => Score::Value(*value),
+                    [] => {
+                        return Err(RuntimeError::Output {
+                            output: output.clone(),
+                            message: "has no values per row".to_string(),
+                        })
+                    }
+                    _ => Score::List(values),
+                };
+                Ok((score, None))
+            }
+        }
+    }
+}
+
+/// Writes per-record predictions in one response content type.
+enum Encoder<W: Write> {
+    Json(JsonResponseWriter<W>),
+    JsonLines(std::io::BufWriter<W>),
+    Csv(std::io::BufWriter<W>),
+    RecordIo(RecordIoWriter<std::io::BufWriter<W>>),
+}
+
+fn write_error(error: std::io::Error) -> RuntimeError {
+    RuntimeError::Write { error }
+}
+
+impl<W: Write> Encoder<W> {
+    fn new(response_type: ResponseType, out: W) -> Self {
+        match response_type {
+            ResponseType::Json => Encoder::Json(JsonResponseWriter::new(out, "predictions")),
+            ResponseType::JsonLines => Encoder::JsonLines(std::io::BufWriter::new(out)),
+            ResponseType::Csv => Encoder::Csv(std::io::BufWriter::new(out)),
+            ResponseType::RecordIo => {
+                Encoder::RecordIo(RecordIoWriter::new(std::io::BufWriter::new(out)))
+            }
+        }
+    }
+
+    fn json_record(score: &Score, label: Option<i64>) -> Value {
+        let score = match score {
+            Score::Value(v) => json!(v),
+            Score::List(values) => json!(values),
+        };
+        match label {
+            Some(label) => json!({"score": score, "predicted_label": label}),
+            None => json!({ "score": score }),
+        }
+    }
+
+    fn write(&mut self, score: Score, label: Option<i64>) -> Result<(), RuntimeError> {
+        match self {
+            Encoder::Json(writer) => writer.write_value(&Self::json_record(&score, label))?,
+            Encoder::JsonLines(out) => {
+                serde_json::to_writer(&mut *out, &Self::json_record(&score, label))
+                    .map_err(|e| write_error(e.into()))?;
+                out.write_all(b"\n").map_err(write_error)?;
+            }
+            Encoder::Csv(out) => {
+                let mut line = match &score {
+                    Score::Value(v) => v.to_string(),
+                    Score::List(values) => values
+                        .iter()
+                        .map(f32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                };
+                if let Some(label) = label {
+                    line.push(',');
+                    line.push_str(&label.to_string());
+                }
+                line.push('\n');
+                out.write_all(line.as_bytes()).map_err(write_error)?;
+            }
+            Encoder::RecordIo(writer) => {
+                let scores = match score {
+                    Score::Value(v) => vec![v],
+                    Score::List(values) => values,
+                };
+                let mut entries = vec![("score", scores)];
+                if let Some(label) = label {
+                    entries.push(("predicted_label", vec![label as f32]));
+                }
+                writer.write_message(&proto::Record::response(entries))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), RuntimeError> {
+        match self {
+            Encoder::Json(writer) => writer.finish().map(drop)?,
+            Encoder::JsonLines(out) | Encoder::Csv(out) => {
+                out.into_inner().map_err(|e| write_error(e.into_error()))?;
+            }
+            Encoder::RecordIo(writer) => {
+                let out = writer.into_inner()?;
+                out.into_inner().map_err(|e| write_error(e.into_error()))?;
+            }
+        }
+        Ok(())
+    }
+}
