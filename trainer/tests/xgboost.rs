@@ -656,7 +656,8 @@ fn metric_of(name: &str, labels: &[f32], predictions: &[f32], groups: usize) -> 
 /// within 0.5% of xgboost's (their scale is the label's: diabetes' targets are in the hundreds).
 #[test]
 fn other_objectives_match_xgboost() {
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         ("breast_cancer", &[("objective", "reg:logistic")], "auc"),
         ("breast_cancer", &[("objective", "binary:logitraw")], "auc"),
         (

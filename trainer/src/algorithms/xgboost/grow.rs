@@ -596,25 +596,23 @@ fn partition_typed<T: Slot>(
     let missing = binned.slot_offsets[f + 1] - 1;
     let goes_left = |row: u32| {
         let slot = column[row as usize].index();
-        if slot == missing {
-            split.default_left
-        } else {
-            (slot - begin) as i64 <= split.bin
-        }
+        (slot == missing && split.default_left)
+            || (slot != missing && (slot - begin) as i64 <= split.bin)
     };
+    // Branch-free: every row is written to both sides and only the side it belongs to advances.
     let split_chunk = |chunk: &mut [u32]| -> (usize, Vec<u32>) {
-        let mut right = Vec::with_capacity(chunk.len() / 2);
-        let mut write = 0;
+        let mut right = vec![0u32; chunk.len()];
+        let (mut n_left, mut n_right) = (0, 0);
         for i in 0..chunk.len() {
             let row = chunk[i];
-            if goes_left(row) {
-                chunk[write] = row;
-                write += 1;
-            } else {
-                right.push(row);
-            }
+            let left = goes_left(row);
+            chunk[n_left] = row;
+            right[n_right] = row;
+            n_left += left as usize;
+            n_right += !left as usize;
         }
-        (write, right)
+        right.truncate(n_right);
+        (n_left, right)
     };
     if rows.len() <= HIST_CHUNK {
         let (n_left, right) = split_chunk(rows);

@@ -147,9 +147,15 @@ fn mean(y: &[f32], w: &[f32], f: impl Fn(usize) -> f64 + Sync) -> f64 {
         .map(|c| {
             let mut sum = 0.0;
             let mut total = 0.0;
-            for i in c * CHUNK..((c + 1) * CHUNK).min(y.len()) {
-                sum += w[i] as f64 * f(i);
-                total += w[i] as f64;
+            let start = c * CHUNK;
+            for (i, &weight) in w
+                .iter()
+                .enumerate()
+                .take(((c + 1) * CHUNK).min(y.len()))
+                .skip(start)
+            {
+                sum += weight as f64 * f(i);
+                total += weight as f64;
             }
             (sum, total)
         })

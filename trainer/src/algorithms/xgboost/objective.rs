@@ -180,6 +180,7 @@ impl Objective {
 
     /// Gradients of row losses at `margins` (rows × groups), weighted by `weights`, written into `out`.
     /// Ranking objectives use [`super::rank::lambda_gradients`] instead.
+    #[allow(clippy::too_many_arguments)]
     pub fn gradients(
         &self,
         margins: &[f32],
