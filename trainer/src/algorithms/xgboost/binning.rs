@@ -292,6 +292,8 @@ fn feature_cuts(
 /// `slot_offsets[f] + b`, and a missing value is slot `slot_offsets[f] + n_bins(f)`.
 #[derive(Debug, Clone)]
 pub enum BinIndices {
+    /// Local bins (`slot - slot_offsets[f]`), when no value is missing and no feature has more than 256 bins.
+    U8Local(Vec<u8>),
     U16(Vec<u16>),
     U32(Vec<u32>),
 }
@@ -322,7 +324,24 @@ impl BinnedMatrix {
         let (bins, columns) = if total <= u16::MAX as usize {
             let bins = fill(features, cuts, &slot_offsets, |s| s as u16);
             let columns = transpose(&bins, n_rows, n_features);
-            (BinIndices::U16(bins), BinIndices::U16(columns))
+            let narrow = (0..n_features).all(|f| cuts.n_bins(f) <= 256)
+                && bins.par_chunks(n_features.max(1)).all(|row| {
+                    row.iter()
+                        .enumerate()
+                        .all(|(f, &s)| (s as usize) + 1 < slot_offsets[f + 1])
+                });
+            let bins = if narrow {
+                // No missing value and at most 256 bins per feature: one byte per cell, the local bin.
+                BinIndices::U8Local(
+                    bins.par_iter()
+                        .enumerate()
+                        .map(|(i, &s)| (s as usize - slot_offsets[i % n_features]) as u8)
+                        .collect(),
+                )
+            } else {
+                BinIndices::U16(bins)
+            };
+            (bins, BinIndices::U16(columns))
         } else {
             let bins = fill(features, cuts, &slot_offsets, |s| s as u32);
             let columns = transpose(&bins, n_rows, n_features);
@@ -345,6 +364,7 @@ impl BinnedMatrix {
     /// The local bin of (row, feature); `None` when missing.
     pub fn local_bin(&self, row: usize, f: usize) -> Option<usize> {
         let slot = match &self.bins {
+            BinIndices::U8Local(b) => return Some(b[row * self.n_features + f] as usize),
             BinIndices::U16(b) => b[row * self.n_features + f] as usize,
             BinIndices::U32(b) => b[row * self.n_features + f] as usize,
         };

@@ -489,18 +489,84 @@ impl Slot for u32 {
 /// The gradient histogram of `rows`: per slot, the sums of gradient and hessian.
 fn build_hist(binned: &BinnedMatrix, gpair: &[GradientPair], rows: &[u32]) -> Hist {
     match &binned.bins {
-        BinIndices::U16(bins) => {
-            build_hist_typed(bins, binned.n_features, binned.n_slots(), gpair, rows)
-        }
-        BinIndices::U32(bins) => {
-            build_hist_typed(bins, binned.n_features, binned.n_slots(), gpair, rows)
-        }
+        BinIndices::U8Local(bins) => build_hist_typed(
+            &LocalBins {
+                bins,
+                offsets: &binned.slot_offsets[..binned.n_features],
+            },
+            binned.n_features,
+            binned.n_slots(),
+            gpair,
+            rows,
+        ),
+        BinIndices::U16(bins) => build_hist_typed(
+            &GlobalBins(bins),
+            binned.n_features,
+            binned.n_slots(),
+            gpair,
+            rows,
+        ),
+        BinIndices::U32(bins) => build_hist_typed(
+            &GlobalBins(bins),
+            binned.n_features,
+            binned.n_slots(),
+            gpair,
+            rows,
+        ),
     }
 }
 
-fn accumulate<T: Slot>(
+/// Row-major bins as the histogram kernel reads them.
+trait RowBins: Sync {
+    /// Adds (grad, hess) to the slots of `row`'s cells.
+    fn add_row(&self, hist: &mut Hist, row: usize, n_features: usize, grad: f64, hess: f64);
+    /// Starts loading `row`'s cells into cache.
+    fn prefetch_row(&self, row: usize, n_features: usize);
+}
+
+/// Global slot indices per cell.
+struct GlobalBins<'a, T>(&'a [T]);
+
+impl<T: Slot> RowBins for GlobalBins<'_, T> {
+    #[inline(always)]
+    fn add_row(&self, hist: &mut Hist, row: usize, n_features: usize, grad: f64, hess: f64) {
+        for &slot in &self.0[row * n_features..(row + 1) * n_features] {
+            let entry = &mut hist[slot.index()];
+            entry[0] += grad;
+            entry[1] += hess;
+        }
+    }
+    #[inline(always)]
+    fn prefetch_row(&self, row: usize, n_features: usize) {
+        prefetch(&self.0[row * n_features..]);
+    }
+}
+
+/// One-byte local bins per cell, offset per feature.
+struct LocalBins<'a> {
+    bins: &'a [u8],
+    offsets: &'a [usize],
+}
+
+impl RowBins for LocalBins<'_> {
+    #[inline(always)]
+    fn add_row(&self, hist: &mut Hist, row: usize, n_features: usize, grad: f64, hess: f64) {
+        let cells = &self.bins[row * n_features..(row + 1) * n_features];
+        for (&bin, &offset) in cells.iter().zip(self.offsets) {
+            let entry = &mut hist[offset + bin as usize];
+            entry[0] += grad;
+            entry[1] += hess;
+        }
+    }
+    #[inline(always)]
+    fn prefetch_row(&self, row: usize, n_features: usize) {
+        prefetch(&self.bins[row * n_features..]);
+    }
+}
+
+fn accumulate<B: RowBins>(
     hist: &mut Hist,
-    bins: &[T],
+    bins: &B,
     n_features: usize,
     gpair: &[GradientPair],
     rows: &[u32],
@@ -508,16 +574,11 @@ fn accumulate<T: Slot>(
     const PREFETCH_DISTANCE: usize = 16;
     for (i, &row) in rows.iter().enumerate() {
         if let Some(&ahead) = rows.get(i + PREFETCH_DISTANCE) {
-            prefetch(&bins[ahead as usize * n_features..]);
+            bins.prefetch_row(ahead as usize, n_features);
         }
         let row = row as usize;
         let g = gpair[row];
-        let (grad, hess) = (g.grad as f64, g.hess as f64);
-        for &slot in &bins[row * n_features..(row + 1) * n_features] {
-            let entry = &mut hist[slot.index()];
-            entry[0] += grad;
-            entry[1] += hess;
-        }
+        bins.add_row(hist, row, n_features, g.grad as f64, g.hess as f64);
     }
 }
 
@@ -538,8 +599,8 @@ fn prefetch<T>(data: &[T]) {
     let _ = data;
 }
 
-fn build_hist_typed<T: Slot>(
-    bins: &[T],
+fn build_hist_typed<B: RowBins>(
+    bins: &B,
     n_features: usize,
     n_slots: usize,
     gpair: &[GradientPair],
@@ -578,24 +639,36 @@ fn build_hist_typed<T: Slot>(
 /// Reorders `rows` so the rows going left come first (each side in its original order); returns the left count.
 /// Large nodes are partitioned in parallel chunks whose results are concatenated in chunk order.
 fn partition(binned: &BinnedMatrix, rows: &mut [u32], split: &Split) -> usize {
+    let f = split.feature;
+    let (n, begin) = (binned.n_rows, binned.slot_offsets[f]);
     match &binned.columns {
-        BinIndices::U16(columns) => partition_typed(columns, binned, rows, split),
-        BinIndices::U32(columns) => partition_typed(columns, binned, rows, split),
+        BinIndices::U16(columns) => {
+            let column = &columns[f * n..(f + 1) * n];
+            partition_by(|row| column[row] as usize, binned, rows, split)
+        }
+        BinIndices::U32(columns) => {
+            let column = &columns[f * n..(f + 1) * n];
+            partition_by(|row| column[row] as usize, binned, rows, split)
+        }
+        BinIndices::U8Local(columns) => {
+            let column = &columns[f * n..(f + 1) * n];
+            partition_by(|row| begin + column[row] as usize, binned, rows, split)
+        }
     }
 }
 
-fn partition_typed<T: Slot>(
-    columns: &[T],
+/// [`partition`] with `slot_of(row)` the global histogram slot of the split feature's cell in `row`.
+fn partition_by(
+    slot_of: impl Fn(usize) -> usize + Sync,
     binned: &BinnedMatrix,
     rows: &mut [u32],
     split: &Split,
 ) -> usize {
     let f = split.feature;
-    let column = &columns[f * binned.n_rows..(f + 1) * binned.n_rows];
     let begin = binned.slot_offsets[f];
     let missing = binned.slot_offsets[f + 1] - 1;
     let goes_left = |row: u32| {
-        let slot = column[row as usize].index();
+        let slot = slot_of(row as usize);
         (slot == missing && split.default_left)
             || (slot != missing && (slot - begin) as i64 <= split.bin)
     };

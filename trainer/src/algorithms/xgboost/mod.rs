@@ -419,7 +419,7 @@ impl Predictor for XGBoostPredictor {
                         .collect(),
                 )
             }
-            Task::Regressor => None,
+            _ => None,
         };
         Ok(Predictions {
             task: self.task(),
