@@ -165,11 +165,8 @@ impl<R: Read> Iterator for CsvReader<R> {
         if self.done {
             return None;
         }
-        let result = self.read_record().transpose();
-        if !matches!(result, Some(Ok(_))) {
-            self.done = true;
-        }
-        result
+        let read = self.read_record();
+        crate::text::fuse(read, &mut self.done)
     }
 }
 
@@ -284,21 +281,16 @@ impl<W: Write> CsvWriter<W> {
     pub fn write_values(&mut self, values: &[f32]) -> Result<(), FormatError> {
         self.rows += 1;
         let row_number = self.rows;
-        write_row(&mut self.out, values).map_err(|error| FormatError::Io {
-            source_name: "output".to_string(),
-            location: Location::Line(row_number),
-            error,
-        })
+        write_row(&mut self.out, values)
+            .map_err(|error| FormatError::write_failed(Location::Line(row_number), error))
     }
 
     /// Flushes and returns the destination.
     pub fn into_inner(self) -> Result<W, FormatError> {
         let rows = self.rows;
-        self.out.into_inner().map_err(|error| FormatError::Io {
-            source_name: "output".to_string(),
-            location: Location::Line(rows),
-            error: error.into_error(),
-        })
+        self.out
+            .into_inner()
+            .map_err(|error| FormatError::write_failed(Location::Line(rows), error.into_error()))
     }
 }
 

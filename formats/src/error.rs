@@ -56,6 +56,15 @@ pub enum FormatError {
 }
 
 impl FormatError {
+    /// A failed write of an output line or record (writers have no source name: they say `output`).
+    pub fn write_failed(location: Location, error: impl Into<std::io::Error>) -> Self {
+        FormatError::Io {
+            source_name: "output".to_string(),
+            location,
+            error: error.into(),
+        }
+    }
+
     /// A [`FormatError::Malformed`] at `location`, with `field` when one is at fault.
     pub fn malformed(
         source_name: &str,

@@ -79,11 +79,8 @@ impl<R: Read> Iterator for JsonLinesReader<R> {
         if self.done {
             return None;
         }
-        let result = self.read_record().transpose();
-        if !matches!(result, Some(Ok(_))) {
-            self.done = true;
-        }
-        result
+        let read = self.read_record();
+        crate::text::fuse(read, &mut self.done)
     }
 }
 
@@ -418,14 +415,6 @@ struct SparseTensor<'a> {
     values: &'a [f32],
 }
 
-fn io_error(location: Location, error: impl Into<std::io::Error>) -> FormatError {
-    FormatError::Io {
-        source_name: "output".to_string(),
-        location,
-        error: error.into(),
-    }
-}
-
 /// Writes JSON lines: per-record response objects ([`write_value`](Self::write_value)) or records in the
 /// [`JsonLinesReader`] shape ([`write_record`](Self::write_record)).
 pub struct JsonLinesWriter<W: Write> {
@@ -476,8 +465,11 @@ impl<W: Write> JsonLinesWriter<W> {
     fn write_line(&mut self, item: &impl Serialize) -> Result<(), FormatError> {
         self.lines += 1;
         let location = Location::Line(self.lines);
-        serde_json::to_writer(&mut self.out, item).map_err(|e| io_error(location, e))?;
-        self.out.write_all(b"\n").map_err(|e| io_error(location, e))
+        serde_json::to_writer(&mut self.out, item)
+            .map_err(|e| FormatError::write_failed(location, e))?;
+        self.out
+            .write_all(b"\n")
+            .map_err(|e| FormatError::write_failed(location, e))
     }
 
     /// Flushes and returns the destination.
@@ -485,7 +477,7 @@ impl<W: Write> JsonLinesWriter<W> {
         let location = Location::Line(self.lines);
         self.out
             .into_inner()
-            .map_err(|error| io_error(location, error.into_error()))
+            .map_err(|error| FormatError::write_failed(location, error.into_error()))
     }
 }
 
@@ -541,8 +533,9 @@ impl<W: Write> JsonResponseWriter<W> {
         } else {
             self.out.write_all(b",")
         };
-        result.map_err(|e| io_error(location, e))?;
-        serde_json::to_writer(&mut self.out, value).map_err(|e| io_error(location, e))
+        result.map_err(|e| FormatError::write_failed(location, e))?;
+        serde_json::to_writer(&mut self.out, value)
+            .map_err(|e| FormatError::write_failed(location, e))
     }
 
     /// Closes the document, flushes and returns the destination.
@@ -555,10 +548,10 @@ impl<W: Write> JsonResponseWriter<W> {
         };
         result
             .and_then(|()| self.out.write_all(b"]}"))
-            .map_err(|e| io_error(location, e))?;
+            .map_err(|e| FormatError::write_failed(location, e))?;
         self.out
             .into_inner()
-            .map_err(|error| io_error(location, error.into_error()))
+            .map_err(|error| FormatError::write_failed(location, error.into_error()))
     }
 }
 

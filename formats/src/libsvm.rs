@@ -210,11 +210,8 @@ impl<R: Read> Iterator for LibsvmReader<R> {
         if self.done {
             return None;
         }
-        let result = self.read_record().transpose();
-        if !matches!(result, Some(Ok(_))) {
-            self.done = true;
-        }
-        result
+        let read = self.read_record();
+        crate::text::fuse(read, &mut self.done)
     }
 }
 
@@ -397,21 +394,15 @@ impl<W: Write> LibsvmWriter<W> {
             }
             out.write_all(b"\n")
         })();
-        result.map_err(|error| FormatError::Io {
-            source_name: "output".to_string(),
-            location: Location::Line(line),
-            error,
-        })
+        result.map_err(|error| FormatError::write_failed(Location::Line(line), error))
     }
 
     /// Flushes and returns the destination.
     pub fn into_inner(self) -> Result<W, FormatError> {
         let line = self.records;
-        self.out.into_inner().map_err(|error| FormatError::Io {
-            source_name: "output".to_string(),
-            location: Location::Line(line),
-            error: error.into_error(),
-        })
+        self.out
+            .into_inner()
+            .map_err(|error| FormatError::write_failed(Location::Line(line), error.into_error()))
     }
 }
 

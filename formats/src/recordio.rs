@@ -363,11 +363,8 @@ impl<R: Read> Iterator for RecordIoReader<R> {
         if self.done {
             return None;
         }
-        let result = self.read_record().transpose();
-        if !matches!(result, Some(Ok(_))) {
-            self.done = true;
-        }
-        result
+        let read = self.read_record();
+        crate::text::fuse(read, &mut self.done)
     }
 }
 
@@ -678,11 +675,8 @@ impl<W: Write> RecordIoWriter<W> {
         message
             .encode(&mut self.buffer)
             .expect("a Vec<u8> grows to fit any message");
-        write_frame(&mut self.out, &self.buffer).map_err(|error| FormatError::Io {
-            source_name: "output".to_string(),
-            location,
-            error,
-        })?;
+        write_frame(&mut self.out, &self.buffer)
+            .map_err(|error| FormatError::write_failed(location, error))?;
         self.records += 1;
         self.offset += 8 + self.buffer.len().next_multiple_of(4) as u64;
         Ok(())
@@ -694,11 +688,9 @@ impl<W: Write> RecordIoWriter<W> {
             index: self.records,
             byte_offset: self.offset,
         };
-        self.out.flush().map_err(|error| FormatError::Io {
-            source_name: "output".to_string(),
-            location,
-            error,
-        })?;
+        self.out
+            .flush()
+            .map_err(|error| FormatError::write_failed(location, error))?;
         Ok(self.out)
     }
 }

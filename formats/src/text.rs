@@ -159,3 +159,16 @@ mod tests {
         assert!(quote(&[b'x'; 100]).ends_with('…'));
     }
 }
+
+/// The iterator step every reader shares: passes records on and, at the first error or the end, marks the reader
+/// `done` so that it yields nothing more.
+pub(crate) fn fuse(
+    read: Result<Option<crate::Record>, crate::FormatError>,
+    done: &mut bool,
+) -> Option<Result<crate::Record, crate::FormatError>> {
+    let item = read.transpose();
+    if !matches!(item, Some(Ok(_))) {
+        *done = true;
+    }
+    item
+}
