@@ -1,13 +1,17 @@
 //! XGBoost: gradient-boosted trees compatible with the `xgboost` package (3.2) and SageMaker's built-in XGBoost.
 //!
-//! Training follows xgboost's `hist` method: per-feature cuts from a weighted quantile sketch (`max_bin`), gradient
-//! histograms per node with the larger child obtained by subtraction, rayon over rows and features, a learned
-//! default direction for missing values (NaN in dense data, absent entries in sparse data), depthwise or lossguide
-//! growth, xgboost's regularised gain (`lambda`, `alpha`, `gamma`, `min_child_weight`, `max_delta_step`), column and
-//! row sampling seeded by `seed`, monotone and interaction constraints. `tree_method=exact` uses every distinct
-//! value as a candidate split. `base_score`, when not given, is estimated from the labels as xgboost 3 does.
+//! Training follows xgboost's `hist` method: per-feature cuts from a weighted quantile summary pruned as xgboost
+//! prunes it (`max_bin`; data over 2^18 rows are sketched from a seeded sample), gradient histograms per node with
+//! the larger child obtained by subtraction, rayon over rows, features and the nodes of a level, a learned default
+//! direction for missing values (NaN in dense data, absent entries in sparse data), depthwise or lossguide growth,
+//! xgboost's regularised gain (`lambda`, `alpha`, `gamma`, `min_child_weight`, `max_delta_step`), column and row
+//! sampling seeded by `seed`, monotone and interaction constraints. `tree_method=exact` enumerates the values present
+//! in each node and splits midway between them, as xgboost's exact method. `booster=gblinear` fits a linear model by
+//! coordinate descent ([`linear`]). `base_score`, when not given, is estimated from the labels as xgboost 3 does.
+//! Ranking objectives take query groups from `*.group` files beside a channel's data (one group size per line).
+//! Training is deterministic for a `seed` and thread count.
 //!
-//! **Artifact layout.** The trees are stored as `xgboost-model.json` in xgboost's own JSON model format (see
+//! **Artifact layout.** The model is stored as `xgboost-model.json` in xgboost's own JSON model format (see
 //! [`json_model`]), so the artifact file *is* an xgboost model: `xgboost.Booster().load_model()` reads it, and
 //! [`export_xgboost_json`] / [`import_xgboost_json`] convert without loss. `artifact.json`'s `model` holds the
 //! objective, `num_class`, `base_score` (prediction space, one per output group), `best_iteration`, the tree count
