@@ -576,6 +576,18 @@ fn bad_input_fails_before_training_with_a_clear_error() {
         &digits,
     );
     assert!(binary.contains("label in [0, 1]"), "{binary}");
+    let metric = error_of(
+        &[
+            ("objective", "binary:logistic"),
+            ("num_round", "2"),
+            ("eval_metric", "mlogloss"),
+        ],
+        &digits,
+    );
+    assert!(
+        metric.contains("mlogloss needs a multi:softmax"),
+        "{metric}"
+    );
     let no_round = error_of(&[("objective", "binary:logistic")], &digits);
     assert!(no_round.contains("num_round"), "{no_round}");
     let p = params(&[("objective", "rank:ndcg"), ("num_round", "2")]);

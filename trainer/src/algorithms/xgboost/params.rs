@@ -311,6 +311,12 @@ impl TrainParams {
             None => vec![objective.default_metric().to_string()],
         };
         for metric in &eval_metrics {
+            if (metric == "merror" || metric == "mlogloss") && !objective.is_multiclass() {
+                return Err(conflict(
+                    "eval_metric, objective",
+                    format!("eval_metric {metric} needs a multi:softmax or multi:softprob objective, not {objective_name}"),
+                ));
+            }
             if !super::metric::is_known(metric) {
                 return Err(invalid("eval_metric", metric, "rmse, rmsle, mae, mape, logloss, error, error@t, merror, mlogloss, auc, aucpr, ndcg[@n][-], map[@n][-], poisson-nloglik, gamma-nloglik, tweedie-nloglik[@rho]"));
             }
