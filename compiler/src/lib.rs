@@ -1,0 +1,545 @@
+//! tern's compiler: a trained artifact → a portable package, `model.onnx` + `manifest.json`.
+//!
+//! [`compile`] lowers the artifact (one lowering per algorithm, [`lower`]), runs the graph passes ([`passes`]),
+//! quantizes the weights ([`quantize`]) to the requested precision, checks the ops against the `--target`s
+//! ([`targets`]), then runs the finished graph through runtime-core's executor (tract, with runtime-core's
+//! `TreeEnsembleRegressor`) on verification rows and compares it with the trainer's own predictor. The drift it
+//! measures and the limit it verified are written into the manifest's `tolerance`.
+//!
+//! ```no_run
+//! use tern_compiler::{compile, CompileOptions};
+//! use tern_runtime::Precision;
+//! let artifact = tern_trainer::Artifact::read("model.tar.gz".as_ref()).unwrap();
+//! let options = CompileOptions { precision: Precision::F16, ..CompileOptions::default() };
+//! let package = compile(&artifact, &options).unwrap();
+//! package.write("pkg".as_ref()).unwrap();
+//! println!("{}", tern_compiler::inspect(&package.onnx).unwrap());
+//! ```
+//!
+//! # Drift limits
+//! A score is within a limit when `|package − trainer| ≤ absolute` **or** `|package − trainer| / max(|trainer|,
+//! 1e-6) ≤ relative`; labels must agree on at least `label_agreement` of the rows ([`DriftLimit::for_precision`]):
+//!
+//! | precision | absolute | relative | label agreement |
+//! |---|---|---|---|
+//! | fp32 | 1e-6 | 1e-5 | 100% |
+//! | f16  | 1e-2 | 1e-2 | 99% |
+//! | int8 | 2e-2 | 2e-2 | 99% |
+//!
+//! A package beyond its limit is refused ([`CompileError::DriftExceeded`]) unless `force`; a forced package's
+//! manifest records the larger drift it actually has as its tolerance.
+//!
+//! # Verification rows
+//! `held_out` rows when given, else up to 2,000 rows spread evenly over `calibration`, else (fp32 and f16 only)
+//! 512 deterministic synthetic rows: for Linear Learner `mean + scale · u` with `u` uniform in [-3, 3] (per the
+//! artifact's normalisation statistics), for trees values on both sides of every split threshold. Tree models are
+//! also verified on a copy of up to 256 rows with about one value in seven replaced by NaN (missing), so the learned
+//! default directions are checked. int8 requires `calibration` rows.
+
+pub mod error;
+pub mod inspect;
+pub mod lower;
+pub mod passes;
+pub mod quantize;
+pub mod targets;
+
+use std::path::Path;
+
+use ndarray::Array2;
+use sha2::{Digest, Sha256};
+use tern_runtime::manifest::{Manifest, Tolerance, MANIFEST_VERSION};
+use tern_runtime::onnx::{
+    data_type, GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto,
+};
+use tern_trainer::data::{Dataset, FeatureMatrix};
+use tern_trainer::Artifact;
+
+pub use error::CompileError;
+pub use inspect::inspect;
+pub use lower::{LabelRule, Lowered};
+pub use passes::PassReport;
+pub use tern_runtime::Precision;
+
+/// ONNX IR version of every package (opset 17 needs IR 8).
+pub const IR_VERSION: i64 = 8;
+/// The rows [`compile`] takes from `calibration` at most, for verification and int8 calibration.
+pub const MAX_SAMPLE_ROWS: usize = 2000;
+
+/// How to compile.
+#[derive(Debug, Clone)]
+pub struct CompileOptions {
+    pub precision: Precision,
+    /// `x86_64`, `aarch64`, `wasm32`, `gpu`; empty means the three CPU targets.
+    pub targets: Vec<String>,
+    /// Rows for int8 calibration (and verification when `held_out` is absent).
+    pub calibration: Option<Dataset>,
+    /// Rows the package is verified on.
+    pub held_out: Option<Dataset>,
+    /// Package even when drift exceeds the limit.
+    pub force: bool,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            precision: Precision::Fp32,
+            targets: Vec::new(),
+            calibration: None,
+            held_out: None,
+            force: false,
+        }
+    }
+}
+
+/// A compiled package.
+#[derive(Debug, Clone)]
+pub struct CompiledPackage {
+    /// `model.onnx`.
+    pub onnx: Vec<u8>,
+    pub manifest: Manifest,
+    /// What the graph passes did.
+    pub passes: PassReport,
+}
+
+/// The drift a precision may show against the trainer (see the crate documentation).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DriftLimit {
+    pub absolute: f64,
+    pub relative: f64,
+    pub label_agreement: f64,
+}
+
+impl DriftLimit {
+    /// The documented limit of `precision`.
+    pub fn for_precision(precision: Precision) -> DriftLimit {
+        match precision {
+            Precision::Fp32 => DriftLimit {
+                absolute: 1e-6,
+                relative: 1e-5,
+                label_agreement: 1.0,
+            },
+            Precision::F16 => DriftLimit {
+                absolute: 1e-2,
+                relative: 1e-2,
+                label_agreement: 0.99,
+            },
+            Precision::Int8 => DriftLimit {
+                absolute: 2e-2,
+                relative: 2e-2,
+                label_agreement: 0.99,
+            },
+        }
+    }
+}
+
+/// Drift measured between the package and the trainer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Drift {
+    pub max_absolute: f64,
+    pub max_relative: f64,
+    /// Scores beyond both the absolute and the relative limit.
+    pub scores_outside: usize,
+    pub label_agreement: f64,
+    pub rows: usize,
+}
+
+fn precision_name(precision: Precision) -> &'static str {
+    match precision {
+        Precision::Fp32 => "fp32",
+        Precision::F16 => "f16",
+        Precision::Int8 => "int8",
+    }
+}
+
+/// Compiles `artifact` into a package: lowering, passes, quantization, target checks, verification against the
+/// trainer's predictor. Errors: the artifact's layout ([`CompileError::Artifact`], [`CompileError::Trainer`]), an
+/// algorithm or model feature without a lowering, an unknown target or an op a target lacks, verification rows of
+/// the wrong width, and drift beyond the limit without `force`.
+pub fn compile(
+    artifact: &Artifact,
+    options: &CompileOptions,
+) -> Result<CompiledPackage, CompileError> {
+    let targets = targets::resolve(&options.targets)?;
+    let lowered = lower::lower(artifact)?;
+    let mut graph = lowered.graph.clone();
+    let report = passes::optimise(&mut graph)?;
+    let d = lowered.feature_dim;
+
+    let calibration = match &options.calibration {
+        Some(data) => sample_rows(data, d, "calibration")?,
+        None => Vec::new(),
+    };
+    if options.precision == Precision::Int8 && calibration.is_empty() {
+        return Err(CompileError::Verification(
+            "int8 needs calibration rows (--calibration) to choose its scales".into(),
+        ));
+    }
+    quantize::quantize(&mut graph, options.precision, &calibration, d)?;
+    targets::check(&graph, &targets)?;
+
+    let mut rows = match &options.held_out {
+        Some(data) => sample_rows(data, d, "held_out")?,
+        None if !calibration.is_empty() => calibration.clone(),
+        None => synthetic_rows(artifact, &lowered),
+    };
+    if lowered.accepts_missing {
+        let n = rows.len() / d.max(1);
+        let mut missing: Vec<f32> = rows[..n.min(256) * d].to_vec();
+        for (i, row) in missing.chunks_mut(d.max(1)).enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                if (i * 31 + j * 17) % 7 == 0 {
+                    *v = f32::NAN;
+                }
+            }
+        }
+        rows.extend(missing);
+    }
+    let n = if d == 0 { 0 } else { rows.len() / d };
+    if n == 0 {
+        return Err(CompileError::Verification(
+            "no rows to verify the package on".into(),
+        ));
+    }
+
+    let onnx = model_bytes(&lowered, graph, options.precision);
+    let mut manifest = manifest(&lowered, artifact, options.precision, targets, &onnx);
+    let drift = measure(artifact, &lowered, &manifest, &onnx, &rows, n)?;
+    let limit = DriftLimit::for_precision(options.precision);
+    let within = drift.scores_outside == 0 && drift.label_agreement >= limit.label_agreement;
+    if !within && !options.force {
+        return Err(CompileError::DriftExceeded {
+            precision: precision_name(options.precision).into(),
+            rows: n,
+            details: format!(
+                "max |Δ| {:.3e}, max relative {:.3e}, {} scores beyond |Δ| ≤ {:e} or relative ≤ {:e}, label agreement {:.4} (limit {})",
+                drift.max_absolute, drift.max_relative, drift.scores_outside, limit.absolute, limit.relative,
+                drift.label_agreement, limit.label_agreement
+            ),
+        });
+    }
+    manifest.tolerance = Tolerance {
+        absolute: if within {
+            limit.absolute
+        } else {
+            limit.absolute.max(drift.max_absolute)
+        },
+        relative: if within {
+            limit.relative
+        } else {
+            limit.relative.max(drift.max_relative)
+        },
+        label_agreement: limit.label_agreement.min(drift.label_agreement),
+        measured_absolute: drift.max_absolute,
+        measured_label_agreement: drift.label_agreement,
+        verified_rows: n,
+    };
+    Ok(CompiledPackage {
+        onnx,
+        manifest,
+        passes: report,
+    })
+}
+
+fn model_bytes(lowered: &Lowered, graph: GraphProto, precision: Precision) -> Vec<u8> {
+    let entry = |key: &str, value: &str| StringStringEntryProto {
+        key: Some(key.to_string()),
+        value: Some(value.to_string()),
+    };
+    ModelProto {
+        ir_version: Some(IR_VERSION),
+        opset_import: lowered
+            .opsets
+            .iter()
+            .map(|(domain, version)| OperatorSetIdProto {
+                domain: Some(domain.clone()),
+                version: Some(*version),
+            })
+            .collect(),
+        producer_name: Some("tern".into()),
+        producer_version: Some(env!("CARGO_PKG_VERSION").into()),
+        doc_string: Some(format!(
+            "{} compiled by tern at {}",
+            lowered.algorithm,
+            precision_name(precision)
+        )),
+        graph: Some(graph),
+        metadata_props: vec![
+            entry("algorithm", &lowered.algorithm),
+            entry("precision", precision_name(precision)),
+        ],
+        ..Default::default()
+    }
+    .to_bytes()
+}
+
+fn manifest(
+    lowered: &Lowered,
+    artifact: &Artifact,
+    precision: Precision,
+    targets: Vec<String>,
+    onnx: &[u8],
+) -> Manifest {
+    Manifest {
+        manifest_version: MANIFEST_VERSION,
+        tern_version: env!("CARGO_PKG_VERSION").to_string(),
+        algorithm: artifact.meta.algorithm.clone(),
+        precision,
+        targets,
+        feature_dim: lowered.feature_dim,
+        inputs: vec![lower::spec(
+            lower::INPUT,
+            "float32",
+            &[None, Some(lowered.feature_dim)],
+        )],
+        outputs: lowered.outputs.clone(),
+        accepts: lowered.accepts.clone(),
+        produces: lowered.produces.clone(),
+        label_map: lowered.label_map.clone(),
+        response: lowered.response.clone(),
+        opsets: lowered.opsets.clone(),
+        graph_sha256: Sha256::digest(onnx)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        tolerance: Tolerance {
+            absolute: 0.0,
+            relative: 0.0,
+            label_agreement: 1.0,
+            measured_absolute: 0.0,
+            measured_label_agreement: 1.0,
+            verified_rows: 0,
+        },
+    }
+}
+
+/// Up to [`MAX_SAMPLE_ROWS`] rows spread evenly over `data`, dense and row-major.
+fn sample_rows(data: &Dataset, d: usize, what: &str) -> Result<Vec<f32>, CompileError> {
+    if data.n_features() != d {
+        return Err(CompileError::Verification(format!(
+            "{what} rows have {} features, the model expects {d}",
+            data.n_features()
+        )));
+    }
+    let n = data.n_rows();
+    let take = n.min(MAX_SAMPLE_ROWS);
+    let picked: Vec<usize> = (0..take).map(|i| i * n / take.max(1)).collect();
+    let dense = data.features.select(&picked).to_dense();
+    Ok(dense.iter().copied().collect())
+}
+
+/// A tiny deterministic generator (64-bit LCG) for synthetic rows.
+struct Lcg(u64);
+
+impl Lcg {
+    fn uniform(&mut self) -> f32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32) / ((1u64 << 24) as f32)
+    }
+}
+
+fn synthetic_rows(artifact: &Artifact, lowered: &Lowered) -> Vec<f32> {
+    let d = lowered.feature_dim;
+    let rows = 512;
+    let mut rng = Lcg(0x7465726e);
+    let mut thresholds: Vec<Vec<f32>> = vec![Vec::new(); d];
+    for node in lowered
+        .graph
+        .node
+        .iter()
+        .filter(|n| n.op_type() == "TreeEnsembleRegressor")
+    {
+        let (Some(features), Some(values), Some(modes)) = (
+            node.attribute("nodes_featureids"),
+            node.attribute("nodes_values"),
+            node.attribute("nodes_modes"),
+        ) else {
+            continue;
+        };
+        for ((&f, &v), mode) in features.ints.iter().zip(&values.floats).zip(&modes.strings) {
+            if mode != b"LEAF" && (f as usize) < d {
+                thresholds[f as usize].push(v);
+            }
+        }
+    }
+    let tensor = |name: &str| artifact.tensors.get(name).map(|t| t.data.clone());
+    let mean = tensor("feature_mean");
+    let scale = tensor("feature_scale");
+    let mut out = Vec::with_capacity(rows * d);
+    for _ in 0..rows {
+        for j in 0..d {
+            let u = rng.uniform() * 6.0 - 3.0;
+            let value = if !thresholds[j].is_empty() {
+                let pick = ((rng.uniform() * thresholds[j].len() as f32) as usize)
+                    .min(thresholds[j].len() - 1);
+                let t = thresholds[j][pick];
+                t + u * 0.05 * t.abs().max(1e-3)
+            } else {
+                let m = mean.as_ref().and_then(|m| m.get(j)).copied().unwrap_or(0.0);
+                let s = scale
+                    .as_ref()
+                    .and_then(|s| s.get(j))
+                    .copied()
+                    .unwrap_or(1.0);
+                m + s * u
+            };
+            out.push(value);
+        }
+    }
+    out
+}
+
+/// Runs the package on `rows` and the trainer's predictor on the same rows, and compares them.
+fn measure(
+    artifact: &Artifact,
+    lowered: &Lowered,
+    manifest: &Manifest,
+    onnx: &[u8],
+    rows: &[f32],
+    n: usize,
+) -> Result<Drift, CompileError> {
+    let d = lowered.feature_dim;
+    let features = FeatureMatrix::Dense(
+        Array2::from_shape_vec((n, d), rows.to_vec())
+            .map_err(|e| CompileError::Verification(e.to_string()))?,
+    );
+    let algorithm = tern_trainer::algorithms::find(&artifact.meta.algorithm)?;
+    let reference = algorithm.load(artifact)?.predict(&features)?;
+
+    let manifest_json =
+        serde_json::to_vec(manifest).map_err(|e| CompileError::Execution(e.to_string()))?;
+    let package = tern_runtime::Package::from_bytes(&manifest_json, onnx)
+        .map_err(|e| CompileError::Execution(e.to_string()))?;
+    let outputs = package
+        .run(rows, n)
+        .map_err(|e| CompileError::Execution(e.to_string()))?;
+    let score = outputs.get(&lowered.score_output).ok_or_else(|| {
+        CompileError::Execution(format!("the graph returned no {:?}", lowered.score_output))
+    })?;
+    let scores = score.to_f32();
+    let expected: Vec<f32> = reference.scores.iter().copied().collect();
+    if scores.len() != expected.len() {
+        return Err(CompileError::Execution(format!(
+            "the graph returned {} scores, the trainer {}",
+            scores.len(),
+            expected.len()
+        )));
+    }
+    let limit = DriftLimit::for_precision(manifest.precision);
+    let mut drift = Drift {
+        max_absolute: 0.0,
+        max_relative: 0.0,
+        scores_outside: 0,
+        label_agreement: 1.0,
+        rows: n,
+    };
+    for (&p, &r) in scores.iter().zip(&expected) {
+        let (absolute, relative) = if p.is_nan() && r.is_nan() {
+            (0.0, 0.0)
+        } else {
+            let delta = (f64::from(p) - f64::from(r)).abs();
+            let delta = if delta.is_nan() { f64::INFINITY } else { delta };
+            (delta, delta / f64::from(r.abs()).max(1e-6))
+        };
+        drift.max_absolute = drift.max_absolute.max(absolute);
+        drift.max_relative = drift.max_relative.max(relative);
+        if absolute > limit.absolute && relative > limit.relative {
+            drift.scores_outside += 1;
+        }
+    }
+    if let Some(expected_labels) = &reference.predicted_label {
+        let columns = reference.scores.ncols().max(1);
+        let labels: Vec<i64> = match &lowered.label_rule {
+            LabelRule::Output(name) => {
+                let output = outputs.get(name).ok_or_else(|| {
+                    CompileError::Execution(format!("the graph returned no {name:?}"))
+                })?;
+                (0..n).map(|row| output.row_label(row)).collect()
+            }
+            LabelRule::Threshold { threshold, strict } => (0..n)
+                .map(|row| {
+                    let s = scores[row * columns];
+                    i64::from(if *strict {
+                        s > *threshold
+                    } else {
+                        s >= *threshold
+                    })
+                })
+                .collect(),
+            LabelRule::Argmax => scores
+                .chunks(columns)
+                .map(|row| {
+                    let mut best = 0;
+                    for (k, &v) in row.iter().enumerate() {
+                        if v > row[best] {
+                            best = k;
+                        }
+                    }
+                    best as i64
+                })
+                .collect(),
+            LabelRule::None => Vec::new(),
+        };
+        if !labels.is_empty() {
+            let agree = labels
+                .iter()
+                .zip(expected_labels)
+                .filter(|(&a, &b)| a == b as i64)
+                .count();
+            drift.label_agreement = agree as f64 / n as f64;
+        }
+    }
+    let _ = data_type::FLOAT;
+    Ok(drift)
+}
+
+impl CompiledPackage {
+    /// Writes `dir/model.onnx` and `dir/manifest.json` atomically: both go into a temporary directory beside `dir`,
+    /// which is then renamed to `dir` (an existing `dir` is moved aside first and removed after), so a reader
+    /// sees the old package or the new one, never half of one.
+    pub fn write(&self, dir: &Path) -> Result<(), CompileError> {
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).map_err(|e| CompileError::io(&parent, e))?;
+        let staging = tempfile::Builder::new()
+            .prefix(".tern-package-")
+            .tempdir_in(&parent)
+            .map_err(|e| CompileError::io(&parent, e))?;
+        let mut manifest = serde_json::to_vec_pretty(&self.manifest)
+            .map_err(|e| CompileError::Graph(format!("manifest: {e}")))?;
+        manifest.push(b'\n');
+        for (name, bytes) in [("model.onnx", &self.onnx), ("manifest.json", &manifest)] {
+            let path = staging.path().join(name);
+            std::fs::write(&path, bytes).map_err(|e| CompileError::io(&path, e))?;
+        }
+        let staged = staging.keep();
+        let aside = if dir.exists() {
+            let aside = parent.join(format!(
+                ".tern-package-old-{}-{}",
+                std::process::id(),
+                dir.file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default()
+            ));
+            std::fs::rename(dir, &aside).map_err(|e| CompileError::io(dir, e))?;
+            Some(aside)
+        } else {
+            None
+        };
+        if let Err(e) = std::fs::rename(&staged, dir) {
+            if let Some(aside) = &aside {
+                let _ = std::fs::rename(aside, dir);
+            }
+            let _ = std::fs::remove_dir_all(&staged);
+            return Err(CompileError::io(dir, e));
+        }
+        if let Some(aside) = aside {
+            std::fs::remove_dir_all(&aside).map_err(|e| CompileError::io(&aside, e))?;
+        }
+        Ok(())
+    }
+}

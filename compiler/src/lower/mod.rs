@@ -1,0 +1,143 @@
+//! One lowering per algorithm: a trained artifact → an fp32 ONNX graph with tern's conventions (one input `input`
+//! float32 `[N, feature_dim]`, an output `score`, classifiers' `predicted_label` int64 `[N]`).
+//!
+//! Lowerings emit the model's math as the trainer states it (normalisation as `Sub`/`Div`, the linear map, the
+//! output transform); the graph passes ([`crate::passes`]) then fold and fuse it.
+
+pub mod linear_learner;
+pub mod xgboost;
+
+use std::collections::BTreeMap;
+
+use tern_runtime::manifest::{ResponseShape, TensorSpec};
+use tern_runtime::onnx::{
+    data_type, AttributeProto, GraphProto, NodeProto, TensorProto, ValueInfoProto,
+};
+
+/// The ai.onnx opset every graph imports.
+pub const ONNX_OPSET: i64 = 17;
+/// The ai.onnx.ml opset tree graphs import.
+pub const ONNX_ML_OPSET: i64 = 3;
+/// The ai.onnx.ml domain name.
+pub const ML_DOMAIN: &str = "ai.onnx.ml";
+/// The symbolic batch dimension.
+pub const BATCH: &str = "N";
+/// The graph input's name.
+pub const INPUT: &str = "input";
+
+/// How verification reads a predicted label per row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LabelRule {
+    /// The graph's `predicted_label` output.
+    Output(String),
+    /// `score > threshold` (`strict`) or `score >= threshold` on the first score column.
+    Threshold { threshold: f32, strict: bool },
+    /// The arg max of the score row (first on ties).
+    Argmax,
+    /// No labels (regressors).
+    None,
+}
+
+/// A lowered model: its graph and everything the manifest and verification need.
+#[derive(Debug, Clone)]
+pub struct Lowered {
+    pub algorithm: String,
+    pub graph: GraphProto,
+    /// Domain (`""` = ai.onnx) → opset version.
+    pub opsets: BTreeMap<String, i64>,
+    pub feature_dim: usize,
+    pub outputs: Vec<TensorSpec>,
+    pub response: ResponseShape,
+    pub label_map: Option<Vec<String>>,
+    pub accepts: Vec<String>,
+    pub produces: Vec<String>,
+    /// The output holding scores, compared element-wise with the trainer's `scores`.
+    pub score_output: String,
+    pub label_rule: LabelRule,
+    /// Whether the graph reads missing values (NaN) meaningfully; verification rows then include NaN.
+    pub accepts_missing: bool,
+}
+
+/// Builds a graph node by node with unique names.
+pub(crate) struct GraphBuilder {
+    graph: GraphProto,
+}
+
+impl GraphBuilder {
+    pub fn new(name: &str, feature_dim: usize) -> Self {
+        GraphBuilder {
+            graph: GraphProto {
+                name: Some(name.to_string()),
+                input: vec![ValueInfoProto::tensor(
+                    INPUT,
+                    data_type::FLOAT,
+                    &[None, Some(feature_dim)],
+                    BATCH,
+                )],
+                ..Default::default()
+            },
+        }
+    }
+
+    pub fn initializer(&mut self, tensor: TensorProto) -> String {
+        let name = tensor.name().to_string();
+        self.graph.initializer.push(tensor);
+        name
+    }
+
+    /// Adds a node whose single output is `output`, returning `output`.
+    pub fn node(
+        &mut self,
+        op_type: &str,
+        domain: &str,
+        inputs: &[&str],
+        output: &str,
+        attributes: Vec<AttributeProto>,
+    ) -> String {
+        let name = format!("{}_{}", op_type, self.graph.node.len());
+        self.graph.node.push(NodeProto::new(
+            op_type,
+            domain,
+            &name,
+            inputs,
+            &[output],
+            attributes,
+        ));
+        output.to_string()
+    }
+
+    pub fn output(&mut self, spec: &TensorSpec) {
+        let elem = match spec.dtype.as_str() {
+            "int64" => data_type::INT64,
+            _ => data_type::FLOAT,
+        };
+        self.graph
+            .output
+            .push(ValueInfoProto::tensor(&spec.name, elem, &spec.shape, BATCH));
+    }
+
+    pub fn finish(self) -> GraphProto {
+        self.graph
+    }
+}
+
+/// A tensor spec.
+pub(crate) fn spec(name: &str, dtype: &str, shape: &[Option<usize>]) -> TensorSpec {
+    TensorSpec {
+        name: name.to_string(),
+        dtype: dtype.to_string(),
+        shape: shape.to_vec(),
+    }
+}
+
+/// The lowering for `artifact`'s algorithm.
+pub fn lower(artifact: &tern_trainer::Artifact) -> Result<Lowered, crate::CompileError> {
+    match artifact.meta.algorithm.as_str() {
+        linear_learner::NAME => linear_learner::lower(artifact),
+        xgboost::NAME => xgboost::lower(artifact),
+        other => Err(crate::CompileError::UnsupportedAlgorithm {
+            algorithm: other.to_string(),
+            known: format!("{}, {}", linear_learner::NAME, xgboost::NAME),
+        }),
+    }
+}
