@@ -50,6 +50,11 @@ pub enum Task {
     MulticlassClassifier { num_classes: usize },
     /// Real-valued labels; `scores` has one column, the prediction.
     Regressor,
+    /// Unsupervised clustering into `k` clusters: `predicted_label` is the closest cluster and `scores` has one
+    /// column, the Euclidean distance to that cluster's centre.
+    Clustering { k: usize },
+    /// Unsupervised projection onto `components` directions: `scores` has one column per component; no labels.
+    Projection { components: usize },
 }
 
 /// The predictions of a model for a batch of rows.
@@ -103,6 +108,11 @@ pub trait Predictor: Send + Sync {
     /// One SageMaker JSON response object per row; defaults to [`Predictions::to_json_records`].
     fn response_records(&self, predictions: &Predictions) -> Vec<Value> {
         predictions.to_json_records()
+    }
+
+    /// The key of the JSON response's list of records: `predictions` for most algorithms, `projections` for PCA.
+    fn response_key(&self) -> &'static str {
+        "predictions"
     }
 }
 

@@ -83,6 +83,20 @@ pub fn score(
             out.insert("mae".into(), metrics::mae(labels, &predicted, weights));
             out.insert("r2".into(), metrics::r2(labels, &predicted, weights));
         }
+        Task::Clustering { .. } => {
+            // SageMaker's K-Means metrics: squared distances to the closest centre; labels are not used.
+            let ssd: f64 = predictions
+                .score_column()
+                .iter()
+                .map(|&d| f64::from(d) * f64::from(d))
+                .sum();
+            out.insert("ssd".into(), ssd);
+            out.insert(
+                "msd".into(),
+                ssd / predictions.scores.nrows().max(1) as f64,
+            );
+        }
+        Task::Projection { .. } => {}
     }
     Evaluation {
         metrics: out,
@@ -104,7 +118,7 @@ pub fn scores_are_probabilities(predictions: &Predictions) -> bool {
                     .all(|row| (row.sum() - 1.0).abs() < 1e-3)
         }
         Task::BinaryClassifier => in_range,
-        Task::Regressor => false,
+        Task::Regressor | Task::Clustering { .. } | Task::Projection { .. } => false,
     }
 }
 

@@ -1,13 +1,15 @@
 //! The registry: every algorithm tern trains, one folder each. Adding an algorithm is one line in [`all`].
 
+pub mod kmeans;
 pub mod linear_learner;
+pub mod pca;
 pub mod xgboost;
 
 use crate::{Algorithm, TrainError};
 
 /// Every registered algorithm.
 pub fn all() -> &'static [&'static dyn Algorithm] {
-    &[&linear_learner::LinearLearner, &xgboost::XGBoost]
+    &[&linear_learner::LinearLearner, &xgboost::XGBoost, &kmeans::KMeans, &pca::Pca]
 }
 
 /// The algorithm called `name` (SageMaker's spelling, with `-` or `_`, any case).
