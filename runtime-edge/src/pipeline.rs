@@ -1,0 +1,77 @@
+//! An inference pipeline: packages chained so that package `i`'s response is package `i + 1`'s request, served as
+//! one model (a single package is a pipeline of one).
+
+use tern_runtime::{Package, RuntimeError};
+
+/// Packages in order, with the content type each hands to the next.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    packages: Vec<Package>,
+    /// `handoff[i]`: the response type of package `i`, which package `i + 1` reads as its request.
+    handoff: Vec<String>,
+}
+
+/// The content types tried, in order, for a hand-off between two packages.
+const HANDOFF_PREFERENCE: [&str; 3] = ["text/csv", "application/jsonlines", "application/json"];
+
+impl Pipeline {
+    /// Chains `packages` (at least one). Each hand-off uses the first of `text/csv`, `application/jsonlines`,
+    /// `application/json` that the earlier package produces and the later one accepts (an empty `produces` or
+    /// `accepts` list allows all); `Err` names the pair with no common type.
+    pub fn new(packages: Vec<Package>) -> Result<Pipeline, String> {
+        if packages.is_empty() {
+            return Err("a pipeline needs at least one package".to_string());
+        }
+        let lists = |list: &[String], mime: &str| {
+            list.is_empty()
+                || list
+                    .iter()
+                    .any(|entry| entry.split(';').next().unwrap_or_default().trim() == mime)
+        };
+        let mut handoff = Vec::with_capacity(packages.len() - 1);
+        for (i, pair) in packages.windows(2).enumerate() {
+            let (from, to) = (pair[0].manifest(), pair[1].manifest());
+            let mime = HANDOFF_PREFERENCE
+                .iter()
+                .find(|mime| lists(&from.produces, mime) && lists(&to.accepts, mime))
+                .ok_or_else(|| {
+                    format!(
+                        "package {i} produces {:?} and package {} accepts {:?}: no common content type among {:?}",
+                        from.produces,
+                        i + 1,
+                        to.accepts,
+                        HANDOFF_PREFERENCE
+                    )
+                })?;
+            handoff.push(mime.to_string());
+        }
+        Ok(Pipeline { packages, handoff })
+    }
+
+    /// The packages, in order.
+    pub fn packages(&self) -> &[Package] {
+        &self.packages
+    }
+
+    /// Answers one request: the first package reads `body` as `content_type`, each later package reads its
+    /// predecessor's response, and the last answers in `accept` (see [`Package::invoke`]). Returns the response
+    /// body and its content type; errors are the failing package's.
+    pub fn invoke(
+        &self,
+        body: &[u8],
+        content_type: &str,
+        accept: &str,
+    ) -> Result<(Vec<u8>, String), RuntimeError> {
+        let last = self.packages.len() - 1;
+        let mut current: Option<(Vec<u8>, String)> = None;
+        for (i, package) in self.packages.iter().enumerate() {
+            let step_accept = if i == last { accept } else { &self.handoff[i] };
+            let (step_body, step_type) = match &current {
+                None => (body, content_type),
+                Some((bytes, mime)) => (bytes.as_slice(), mime.as_str()),
+            };
+            current = Some(package.invoke(step_body, step_type, step_accept)?);
+        }
+        Ok(current.expect("a pipeline has at least one package"))
+    }
+}
