@@ -11,10 +11,14 @@ start=$(date +%s)
 
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
 bash scripts/setup-python.sh
+bash scripts/setup-cross.sh          # aarch64 column of the conformance suite: cross linker, qemu-user, rust target
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 .venv/bin/python tests/python/export_datasets.py tests/data/generated >/dev/null
 
 # One release build serves every suite (numeric tests are too slow unoptimised) and the end-to-end tests' binary.
 cargo build --release --workspace --bins
+# runtime-core must build for the browser too (the wasm API itself comes with the browser runtime).
+cargo check --release -p tern-runtime --target wasm32-unknown-unknown
 log="$(mktemp)"
 set +e
 cargo test --release --workspace "$@" 2>&1 | tee "$log"

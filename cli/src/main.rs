@@ -30,7 +30,15 @@ enum Command {
     Train(TrainArgs),
     /// Score a model on labelled data, or cross-validate its hyperparameters with --kfold.
     Evaluate(EvaluateArgs),
-    /// Predict with a trained model (model.tar.gz), printing SageMaker-shaped responses.
+    /// Compile a trained model into a portable package (model.onnx + manifest.json), fp32, f16 or int8.
+    Compile(CompileArgs),
+    /// Show a package's graph: ops, weights and their sizes, precision, verified tolerance.
+    Inspect {
+        /// The package folder (or a model.onnx).
+        package: PathBuf,
+    },
+    /// Predict with a package folder (tern compile's output) or a trained model.tar.gz, printing SageMaker-shaped
+    /// responses.
     Predict(PredictArgs),
     /// Write a trained model in another library's format (xgboost-json: xgboost's own JSON model).
     Export {
@@ -125,8 +133,38 @@ struct EvaluateArgs {
 }
 
 #[derive(Args)]
-struct PredictArgs {
+struct CompileArgs {
     /// The model artifact (model.tar.gz).
+    model: PathBuf,
+    /// Weight precision: fp32, f16 or int8.
+    #[arg(long, default_value = "fp32", value_parser = ["fp32", "f16", "int8"])]
+    precision: String,
+    /// Rows (labelled like training data) to calibrate int8 on and, without --held-out, to verify on.
+    #[arg(long)]
+    calibration: Option<PathBuf>,
+    /// Held-out rows to verify the package's drift against the trained model on.
+    #[arg(long)]
+    held_out: Option<PathBuf>,
+    /// Content type of --calibration / --held-out (default: from the extension, else text/csv).
+    #[arg(long)]
+    content_type: Option<String>,
+    /// Targets to verify the graph's ops for: x86_64, aarch64, wasm32, gpu (repeatable; default the CPU targets).
+    #[arg(long = "target")]
+    targets: Vec<String>,
+    /// Write the package even when drift exceeds the precision's documented limit.
+    #[arg(long)]
+    force: bool,
+    /// Print the compiled graph (as tern inspect does).
+    #[arg(long)]
+    print: bool,
+    /// The package folder to write.
+    #[arg(long, short)]
+    output: PathBuf,
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    /// A package folder (model.onnx + manifest.json) or a model artifact (model.tar.gz).
     model: PathBuf,
     /// Rows to predict (stdin when absent).
     #[arg(long)]
@@ -158,6 +196,9 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => train(args),
         Command::Evaluate(args) => evaluate(args),
+        Command::Compile(args) => compile(args),
+        Command::Inspect { package } => inspect(&package),
+        Command::Predict(args) if args.model.is_dir() => predict_package(args),
         Command::Predict(args) => predict(args),
         Command::Export {
             model,
@@ -475,6 +516,79 @@ fn predict(args: PredictArgs) -> Result<()> {
             serde_json::to_string(&serde_json::json!({ "predictions": all_records }))?
         )?;
     }
+    out.flush()?;
+    Ok(())
+}
+
+fn compile(args: CompileArgs) -> Result<()> {
+    let artifact = Artifact::read(&args.model)?;
+    let feature_dim = Some(artifact.meta.feature_dim);
+    let rows = |path: &Option<PathBuf>| -> Result<Option<Dataset>> {
+        path.as_ref().map(|p| load_dataset(p, args.content_type.as_deref(), feature_dim)).transpose()
+    };
+    let precision = match args.precision.as_str() {
+        "f16" => tern_runtime::Precision::F16,
+        "int8" => tern_runtime::Precision::Int8,
+        _ => tern_runtime::Precision::Fp32,
+    };
+    let options = tern_compiler::CompileOptions {
+        precision,
+        targets: args.targets.clone(),
+        calibration: rows(&args.calibration)?,
+        held_out: rows(&args.held_out)?,
+        force: args.force,
+    };
+    let package = tern_compiler::compile(&artifact, &options)?;
+    package.write(&args.output)?;
+    if args.print {
+        println!("{}", tern_compiler::inspect(&package.onnx)?);
+    }
+    let tolerance = &package.manifest.tolerance;
+    eprintln!(
+        "wrote {} ({} precision, model.onnx {} bytes); verified on {} rows: max |score drift| {:.3e}, label \
+         agreement {:.4}; manifest tolerance: absolute {:.1e}, relative {:.1e}",
+        args.output.display(),
+        args.precision,
+        package.onnx.len(),
+        tolerance.verified_rows,
+        tolerance.measured_absolute,
+        tolerance.measured_label_agreement,
+        tolerance.absolute,
+        tolerance.relative,
+    );
+    Ok(())
+}
+
+fn inspect(path: &Path) -> Result<()> {
+    let (onnx_path, manifest_path) = if path.is_dir() {
+        (path.join("model.onnx"), Some(path.join("manifest.json")))
+    } else {
+        (path.to_path_buf(), None)
+    };
+    let onnx = std::fs::read(&onnx_path).with_context(|| format!("reading {}", onnx_path.display()))?;
+    println!("{}", tern_compiler::inspect(&onnx)?);
+    if let Some(manifest_path) = manifest_path.filter(|p| p.exists()) {
+        let manifest = std::fs::read_to_string(&manifest_path)?;
+        println!("manifest.json:\n{manifest}");
+    }
+    Ok(())
+}
+
+fn predict_package(args: PredictArgs) -> Result<()> {
+    let package = tern_runtime::Package::load(&args.model)?;
+    let reader: Box<dyn std::io::Read + Send> = match &args.input {
+        Some(path) => Box::new(BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdin()),
+    };
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    package.predict_stream(reader, &args.content_type, &args.accept, &mut out)?;
     out.flush()?;
     Ok(())
 }

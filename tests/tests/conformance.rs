@@ -1,0 +1,570 @@
+//! The conformance matrix: every algorithm × precision, on real held-out rows, the trainer's predictions against the
+//! compiled package in every runtime — tern-runtime native (in process), tern-runtime aarch64 (the
+//! `run_package` example cross-built for aarch64-unknown-linux-gnu, run under qemu-aarch64), and onnxruntime
+//! (`tests/conformance/run_onnxruntime.py` in the oracle virtualenv).
+//!
+//! A case is defined once in [`CASES`]; a later algorithm joins by adding one entry. Pass criteria per cell:
+//! fp32: every score within 1e-5 relative (|package − trainer| ≤ 1e-5 · max(|trainer|, 1)) and identical labels;
+//! f16 / int8: every score within the manifest's verified tolerance (|Δ| ≤ max(absolute, relative · |trainer|)) and
+//! label agreement at least the manifest's. [`IGNORED`] lists (case, precision, runtime) cells a runtime truly
+//! cannot run, with the reason; it is empty.
+//!
+//! Needs scripts/setup-cross.sh (aarch64 column) and scripts/setup-python.sh (onnxruntime column); a missing
+//! toolchain fails the test saying which script to run. Run with `cargo test --release -p tern-tests --test
+//! conformance -- --nocapture` to see the matrix.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tern_compiler::{compile, CompileOptions};
+use tern_formats::ContentType;
+use tern_runtime::{Package, Precision};
+use tern_tests::repo_root;
+use tern_trainer::algorithms;
+use tern_trainer::data::{Channel, Dataset, TrainingInput};
+use tern_trainer::{Hyperparameters, Predictions, TrainingContext};
+
+/// One trained model the matrix checks at every precision.
+struct Case {
+    name: &'static str,
+    algorithm: &'static str,
+    /// A folder of tests/data/generated holding train.csv and test.csv (SageMaker CSV, label first).
+    dataset: &'static str,
+    hyperparameters: &'static [(&'static str, &'static str)],
+    /// Replace some feature values by NaN (missing) in training and test rows.
+    inject_nan: bool,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "linear-learner binary",
+        algorithm: "linear-learner",
+        dataset: "breast_cancer",
+        hyperparameters: &[("predictor_type", "binary_classifier"), ("epochs", "5")],
+        inject_nan: false,
+    },
+    Case {
+        name: "linear-learner multiclass",
+        algorithm: "linear-learner",
+        dataset: "digits",
+        hyperparameters: &[
+            ("predictor_type", "multiclass_classifier"),
+            ("num_classes", "10"),
+            ("epochs", "5"),
+        ],
+        inject_nan: false,
+    },
+    Case {
+        name: "linear-learner regressor",
+        algorithm: "linear-learner",
+        dataset: "diabetes",
+        hyperparameters: &[("predictor_type", "regressor"), ("epochs", "5")],
+        inject_nan: false,
+    },
+    Case {
+        name: "xgboost binary (NaN)",
+        algorithm: "xgboost",
+        dataset: "breast_cancer",
+        hyperparameters: &[
+            ("objective", "binary:logistic"),
+            ("num_round", "20"),
+            ("max_depth", "4"),
+        ],
+        inject_nan: true,
+    },
+    Case {
+        name: "xgboost multiclass",
+        algorithm: "xgboost",
+        dataset: "digits",
+        hyperparameters: &[
+            ("objective", "multi:softprob"),
+            ("num_class", "10"),
+            ("num_round", "10"),
+            ("max_depth", "4"),
+        ],
+        inject_nan: false,
+    },
+    Case {
+        name: "xgboost regression",
+        algorithm: "xgboost",
+        dataset: "diabetes",
+        hyperparameters: &[
+            ("objective", "reg:squarederror"),
+            ("num_round", "20"),
+            ("max_depth", "4"),
+        ],
+        inject_nan: false,
+    },
+];
+
+const PRECISIONS: [Precision; 3] = [Precision::Fp32, Precision::F16, Precision::Int8];
+
+/// The runtimes, in column order.
+const RUNTIMES: [&str; 3] = ["x86_64", "aarch64", "onnxruntime"];
+
+/// (case, precision, runtime, reason) cells that are not run. Empty: every runtime runs every case.
+const IGNORED: &[(&str, Precision, &str, &str)] = &[];
+
+/// A runtime's predictions: flattened scores (rows × columns) and labels for classifiers.
+struct RuntimePredictions {
+    scores: Vec<f32>,
+    labels: Option<Vec<i64>>,
+}
+
+/// One cell of the matrix.
+struct Cell {
+    max_abs_diff: f64,
+    label_agreement: Option<f64>,
+    pass: bool,
+    note: String,
+}
+
+fn read_dataset(name: &str, split: &str, inject_nan: bool) -> Dataset {
+    let path = repo_root()
+        .join("tests/data/generated")
+        .join(name)
+        .join(format!("{split}.csv"));
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run tests/python/export_datasets.py)",
+            path.display()
+        )
+    });
+    let stream = tern_formats::open_reader(
+        &ContentType::Csv { label_size: 1 },
+        std::io::BufReader::new(file),
+        &path.display().to_string(),
+    )
+    .unwrap();
+    let mut dataset = Dataset::from_records(stream, split, None).unwrap();
+    if inject_nan {
+        // Every 5th row loses one feature, a different one per row: both missing directions get exercised.
+        let mut dense = dataset.features.to_dense();
+        let columns = dense.ncols();
+        for row in (0..dense.nrows()).step_by(5) {
+            dense[[row, (row * 7) % columns]] = f32::NAN;
+        }
+        let records: Vec<_> = dense
+            .rows()
+            .into_iter()
+            .zip(dataset.labels.as_ref().unwrap())
+            .map(|(row, &label)| Ok(tern_formats::Record::dense(Some(label), row.to_vec())))
+            .collect();
+        dataset = Dataset::from_records(Box::new(records.into_iter()), split, None).unwrap();
+    }
+    dataset
+}
+
+fn train(
+    case: &Case,
+    train: &Dataset,
+) -> (tern_trainer::Artifact, Box<dyn tern_trainer::Predictor>) {
+    let algorithm = algorithms::find(case.algorithm).unwrap();
+    let raw: BTreeMap<String, String> = case
+        .hyperparameters
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let hyperparameters =
+        Hyperparameters::parse(algorithm.name(), algorithm.hyperparameters(), &raw).unwrap();
+    algorithm.validate(&hyperparameters).unwrap();
+    let input = TrainingInput {
+        train: Channel::from_dataset("train", train.clone()),
+        validation: None,
+        test: None,
+    };
+    let artifact = algorithm
+        .train(&hyperparameters, &input, &mut TrainingContext::new(true))
+        .unwrap_or_else(|e| panic!("{}: training failed: {e}", case.name));
+    let predictor = algorithm.load(&artifact).unwrap();
+    (artifact, predictor)
+}
+
+fn trainer_labels(predictions: &Predictions) -> Option<Vec<i64>> {
+    predictions
+        .predicted_label
+        .as_ref()
+        .map(|labels| labels.iter().map(|&l| l as i64).collect())
+}
+
+/// Reads the runner's / onnxruntime's `{"outputs":[{"name","shape","values"}]}` into a name → values map.
+fn read_outputs(path: &Path) -> BTreeMap<String, (Vec<usize>, Vec<f64>)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let document: serde_json::Value = serde_json::from_str(&text).unwrap();
+    document["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let shape = o["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap() as usize)
+                .collect();
+            let values = o["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap_or(f64::NAN))
+                .collect();
+            (o["name"].as_str().unwrap().to_string(), (shape, values))
+        })
+        .collect()
+}
+
+/// The score output's name and the label output's, from the manifest's response shape.
+fn output_names(manifest: &tern_runtime::Manifest) -> (String, Option<String>) {
+    match &manifest.response {
+        tern_runtime::ResponseShape::Supervised {
+            score,
+            predicted_label,
+            ..
+        } => (score.clone(), predicted_label.clone()),
+        tern_runtime::ResponseShape::Xgboost { output, .. } => (output.clone(), None),
+    }
+}
+
+/// Labels from scores where the graph has no label output: argmax over columns, else score > 0.5 (binary).
+fn labels_from_scores(scores: &[f32], rows: usize) -> Vec<i64> {
+    let columns = scores.len() / rows.max(1);
+    scores
+        .chunks(columns.max(1))
+        .map(|row| {
+            if columns == 1 {
+                (row[0] > 0.5) as i64
+            } else {
+                row.iter()
+                    .enumerate()
+                    .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+                        if v > bv {
+                            (i, v)
+                        } else {
+                            (bi, bv)
+                        }
+                    })
+                    .0 as i64
+            }
+        })
+        .collect()
+}
+
+fn from_runner_file(
+    path: &Path,
+    manifest: &tern_runtime::Manifest,
+    rows: usize,
+) -> Result<RuntimePredictions, String> {
+    let outputs = read_outputs(path);
+    let (score, label) = output_names(manifest);
+    let (_, scores) = outputs
+        .get(&score)
+        .ok_or_else(|| format!("no output {score}"))?;
+    let labels = match label {
+        Some(name) => Some(
+            outputs
+                .get(&name)
+                .ok_or_else(|| format!("no output {name}"))?
+                .1
+                .iter()
+                .map(|&v| v as i64)
+                .collect(),
+        ),
+        None => None,
+    };
+    let _ = rows;
+    Ok(RuntimePredictions {
+        scores: scores.iter().map(|&v| v as f32).collect(),
+        labels,
+    })
+}
+
+fn run_native(dir: &Path, features: &[f32], rows: usize) -> Result<RuntimePredictions, String> {
+    let package = Package::load(dir).map_err(|e| e.to_string())?;
+    let outputs = package.run(features, rows).map_err(|e| e.to_string())?;
+    let (score, label) = output_names(package.manifest());
+    let scores = outputs.require(&score).map_err(|e| e.to_string())?.to_f32();
+    let labels = match label {
+        Some(name) => {
+            let output = outputs.require(&name).map_err(|e| e.to_string())?;
+            Some((0..rows).map(|r| output.row_label(r)).collect())
+        }
+        None => None,
+    };
+    Ok(RuntimePredictions { scores, labels })
+}
+
+fn run_command(mut command: Command) -> Result<(), String> {
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot start {command:?}: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{command:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+/// Compares a runtime's predictions with the trainer's.
+fn compare(
+    trainer: &Predictions,
+    runtime: &RuntimePredictions,
+    precision: Precision,
+    tolerance: &tern_runtime::Tolerance,
+    rows: usize,
+) -> Cell {
+    let expected: Vec<f32> = trainer.scores.iter().copied().collect();
+    if expected.len() != runtime.scores.len() {
+        return Cell {
+            max_abs_diff: f64::NAN,
+            label_agreement: None,
+            pass: false,
+            note: format!(
+                "{} scores, the trainer has {}",
+                runtime.scores.len(),
+                expected.len()
+            ),
+        };
+    }
+    let mut max_abs_diff = 0f64;
+    let mut within = true;
+    for (&have, &want) in runtime.scores.iter().zip(&expected) {
+        let (have, want) = (have as f64, want as f64);
+        let diff = (have - want).abs();
+        let diff = if have.is_nan() || want.is_nan() {
+            f64::INFINITY
+        } else {
+            diff
+        };
+        max_abs_diff = max_abs_diff.max(diff);
+        let allowed = match precision {
+            Precision::Fp32 => 1e-5 * want.abs().max(1.0),
+            _ => tolerance.absolute.max(tolerance.relative * want.abs()),
+        };
+        within &= diff <= allowed;
+    }
+    let trainer_labels = trainer_labels(trainer);
+    let label_agreement = trainer_labels.as_ref().map(|want| {
+        let have = runtime
+            .labels
+            .clone()
+            .unwrap_or_else(|| labels_from_scores(&runtime.scores, rows));
+        let same = have.iter().zip(want).filter(|(a, b)| a == b).count();
+        same as f64 / want.len().max(1) as f64
+    });
+    let labels_ok = match (precision, label_agreement) {
+        (_, None) => true,
+        (Precision::Fp32, Some(agreement)) => agreement == 1.0,
+        (_, Some(agreement)) => agreement >= tolerance.label_agreement,
+    };
+    Cell {
+        max_abs_diff,
+        label_agreement,
+        pass: within && labels_ok,
+        note: String::new(),
+    }
+}
+
+fn failed_cell(note: String) -> Cell {
+    Cell {
+        max_abs_diff: f64::NAN,
+        label_agreement: None,
+        pass: false,
+        note,
+    }
+}
+
+/// Fails (panics) unless the aarch64 cross toolchain is installed; builds the runner once; returns its path.
+fn build_aarch64_runner() -> PathBuf {
+    let missing: Vec<&str> = [
+        ("aarch64-linux-gnu-gcc", "--version"),
+        ("qemu-aarch64", "--version"),
+    ]
+    .into_iter()
+    .filter(|(tool, flag)| Command::new(tool).arg(flag).output().is_err())
+    .map(|(tool, _)| tool)
+    .collect();
+    let target_installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("aarch64-unknown-linux-gnu"))
+        .unwrap_or(false);
+    assert!(
+        missing.is_empty() && target_installed,
+        "the aarch64 column needs the cross toolchain (missing: {missing:?}{}): run scripts/setup-cross.sh",
+        if target_installed {
+            ""
+        } else {
+            ", rust target aarch64-unknown-linux-gnu"
+        }
+    );
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let status = Command::new(cargo)
+        .current_dir(repo_root())
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "aarch64-unknown-linux-gnu",
+            "-p",
+            "tern-runtime",
+            "--example",
+            "run_package",
+        ])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "cross-building the aarch64 runner failed");
+    target_dir.join("aarch64-unknown-linux-gnu/release/examples/run_package")
+}
+
+#[test]
+fn conformance_matrix() {
+    let python = repo_root().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup-python.sh (onnxruntime column)",
+        python.display()
+    );
+    let runner = build_aarch64_runner();
+    let ort_script = repo_root().join("tests/conformance/run_onnxruntime.py");
+    let work = tempfile::tempdir().unwrap();
+
+    let mut table = String::new();
+    let mut failures = 0;
+    writeln!(
+        table,
+        "{:<28} {:<6} | {:<34} | {:<34} | {:<34}",
+        "case", "prec", RUNTIMES[0], RUNTIMES[1], RUNTIMES[2]
+    )
+    .unwrap();
+    for (case_index, case) in CASES.iter().enumerate() {
+        let train_data = read_dataset(case.dataset, "train", case.inject_nan);
+        let test_data = read_dataset(case.dataset, "test", case.inject_nan);
+        let (artifact, predictor) = train(case, &train_data);
+        let expected = predictor.predict(&test_data.features).unwrap();
+        let rows = test_data.n_rows();
+        let dense = test_data.features.to_dense();
+        let features: Vec<f32> = dense.iter().copied().collect();
+        let features_path = work.path().join(format!("case{case_index}.f32"));
+        let bytes: Vec<u8> = features.iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(&features_path, bytes).unwrap();
+
+        for precision in PRECISIONS {
+            let dir = work.path().join(format!("case{case_index}-{precision:?}"));
+            let options = CompileOptions {
+                precision,
+                targets: vec!["x86_64".into(), "aarch64".into(), "wasm32".into()],
+                calibration: Some(train_data.clone()),
+                held_out: Some(test_data.clone()),
+                force: false,
+            };
+            let compiled = compile(&artifact, &options);
+            let cells: Vec<Cell> = match compiled.and_then(|package| package.write(&dir)) {
+                Err(error) => RUNTIMES
+                    .iter()
+                    .map(|_| failed_cell(format!("compile: {error}")))
+                    .collect(),
+                Ok(_) => {
+                    let manifest = Package::load(&dir).map(|p| p.manifest().clone());
+                    RUNTIMES
+                        .iter()
+                        .map(|&runtime| {
+                            if let Some((.., reason)) = IGNORED.iter().find(|(c, p, r, _)| {
+                                *c == case.name && *p == precision && *r == runtime
+                            }) {
+                                return Cell {
+                                    max_abs_diff: 0.0,
+                                    label_agreement: None,
+                                    pass: true,
+                                    note: format!("ignored: {reason}"),
+                                };
+                            }
+                            let manifest = match &manifest {
+                                Ok(m) => m,
+                                Err(e) => return failed_cell(format!("load: {e}")),
+                            };
+                            let out = work
+                                .path()
+                                .join(format!("case{case_index}-{precision:?}-{runtime}.json"));
+                            let predictions = match runtime {
+                                "x86_64" => run_native(&dir, &features, rows),
+                                "aarch64" => {
+                                    let mut command = Command::new("qemu-aarch64");
+                                    command
+                                        .args(["-L", "/usr/aarch64-linux-gnu"])
+                                        .arg(&runner)
+                                        .arg(&dir)
+                                        .arg(&features_path)
+                                        .arg(rows.to_string())
+                                        .arg(&out);
+                                    run_command(command)
+                                        .and_then(|()| from_runner_file(&out, manifest, rows))
+                                }
+                                _ => {
+                                    let mut command = Command::new(&python);
+                                    command
+                                        .arg(&ort_script)
+                                        .arg(&dir)
+                                        .arg(&features_path)
+                                        .arg(rows.to_string())
+                                        .arg(&out);
+                                    run_command(command)
+                                        .and_then(|()| from_runner_file(&out, manifest, rows))
+                                }
+                            };
+                            match predictions {
+                                Ok(p) => {
+                                    compare(&expected, &p, precision, &manifest.tolerance, rows)
+                                }
+                                Err(e) => failed_cell(e),
+                            }
+                        })
+                        .collect()
+                }
+            };
+            let text: Vec<String> = cells
+                .iter()
+                .map(|cell| {
+                    let labels = cell
+                        .label_agreement
+                        .map(|a| format!("{:.4}", a))
+                        .unwrap_or_else(|| "-".to_string());
+                    format!(
+                        "{:.2e} / {} / {}",
+                        cell.max_abs_diff,
+                        labels,
+                        if cell.pass { "PASS" } else { "FAIL" }
+                    )
+                })
+                .collect();
+            writeln!(
+                table,
+                "{:<28} {:<6} | {:<34} | {:<34} | {:<34}",
+                case.name,
+                format!("{precision:?}").to_lowercase(),
+                text[0],
+                text[1],
+                text[2]
+            )
+            .unwrap();
+            for (cell, runtime) in cells.iter().zip(RUNTIMES) {
+                if !cell.pass {
+                    failures += 1;
+                }
+                if !cell.note.is_empty() {
+                    writeln!(table, "    {runtime}: {}", cell.note).unwrap();
+                }
+            }
+        }
+    }
+    println!("\nconformance matrix (cells: max |package − trainer| / label agreement / verdict)\n{table}");
+    assert_eq!(failures, 0, "{failures} cell(s) failed:\n{table}");
+}
