@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on data shipped in the repo: train Linear Learner on scikit-learn's breast-cancer set (examples/),
-# evaluate it on the held-out test split, cross-validate, and predict a few unlabelled rows.
+# evaluate it on the held-out test split, cross-validate, compile it into an int8 ONNX package verified against the
+# trained model, and predict a few unlabelled rows with that package.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -21,8 +22,14 @@ echo; echo "== evaluate on the held-out test split"
 echo; echo "== 5-fold stratified cross-validation of the same hyperparameters on the train split"
 "$tern" evaluate "$out/model.tar.gz" --test "$data/train.csv" --kfold 5 --stratified
 
-echo; echo "== predict: the first 3 test rows without their label (text/csv -> application/json)"
+echo; echo "== compile: an int8 package (model.onnx + manifest.json), calibrated on train, verified on test"
+"$tern" compile "$out/model.tar.gz" --precision int8 --calibration "$data/train.csv" --held-out "$data/test.csv" \
+  --target x86_64 --target aarch64 -o "$out/package"
+"$tern" inspect "$out/package"
+
+echo; echo "== predict with the package: the first 3 test rows without their label (text/csv -> application/json)"
 head -n 3 "$data/test.csv" | cut -d, -f2- > "$out/rows.csv"
-"$tern" predict "$out/model.tar.gz" --input "$out/rows.csv" --content-type text/csv --accept application/json
+"$tern" predict "$out/package" --input "$out/rows.csv" --content-type text/csv --accept application/json
+echo
 echo "(true labels: $(head -n 3 "$data/test.csv" | cut -d, -f1 | tr '\n' ' '))"
-echo; echo "model, metrics.json and plots (learning curve, ROC, PR) are in $out/"
+echo; echo "model.tar.gz, metrics.json, plots (learning curve, ROC, PR) and package/ are in $out/"

@@ -510,11 +510,13 @@ fn predict(args: PredictArgs) -> Result<()> {
     }
     flush(batch, &mut out)?;
     if accept == "application/json" {
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string(&serde_json::json!({ "predictions": all_records }))?
-        )?;
+        // SageMaker's top-level key: `predictions` for most algorithms, `projections` for PCA.
+        let mut response = serde_json::Map::new();
+        response.insert(
+            predictor.response_key().to_string(),
+            serde_json::Value::Array(all_records),
+        );
+        writeln!(out, "{}", serde_json::Value::Object(response))?;
     }
     out.flush()?;
     Ok(())
@@ -524,7 +526,9 @@ fn compile(args: CompileArgs) -> Result<()> {
     let artifact = Artifact::read(&args.model)?;
     let feature_dim = Some(artifact.meta.feature_dim);
     let rows = |path: &Option<PathBuf>| -> Result<Option<Dataset>> {
-        path.as_ref().map(|p| load_dataset(p, args.content_type.as_deref(), feature_dim)).transpose()
+        path.as_ref()
+            .map(|p| load_dataset(p, args.content_type.as_deref(), feature_dim))
+            .transpose()
     };
     let precision = match args.precision.as_str() {
         "f16" => tern_runtime::Precision::F16,
@@ -565,7 +569,8 @@ fn inspect(path: &Path) -> Result<()> {
     } else {
         (path.to_path_buf(), None)
     };
-    let onnx = std::fs::read(&onnx_path).with_context(|| format!("reading {}", onnx_path.display()))?;
+    let onnx =
+        std::fs::read(&onnx_path).with_context(|| format!("reading {}", onnx_path.display()))?;
     println!("{}", tern_compiler::inspect(&onnx)?);
     if let Some(manifest_path) = manifest_path.filter(|p| p.exists()) {
         let manifest = std::fs::read_to_string(&manifest_path)?;

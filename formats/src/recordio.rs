@@ -470,7 +470,7 @@ fn convert_message(message: &proto::Record) -> Result<Record, (String, String)> 
         }
         let dim = usize::try_from(shape_size)
             .ok()
-            .filter(|&d| d <= u32::MAX as usize + 1)
+            .filter(|&d| d as u64 <= u64::from(u32::MAX) + 1)
             .ok_or_else(|| {
                 (
                     format!("{field}.shape"),
