@@ -652,6 +652,19 @@ fn score_model(
     let threshold = if threshold.is_nan() {
         default
     } else {
+        // best_threshold returns a sample score; the cut goes halfway to the next lower score instead, so the sample
+        // is classified the same but no sample row sits on the boundary, where rounding differences between the
+        // trainer and a compiled package would flip its label.
+        let below = score
+            .iter()
+            .copied()
+            .filter(|&s| s < threshold)
+            .fold(f32::NEG_INFINITY, f32::max);
+        let threshold = if below.is_finite() && threshold.is_finite() {
+            below + (threshold - below) / 2.0
+        } else {
+            threshold
+        };
         threshold.clamp(f32::MIN, f32::MAX)
     };
     Ok(Score {
