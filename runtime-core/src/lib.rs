@@ -13,6 +13,7 @@
 pub mod error;
 pub mod invoke;
 pub mod manifest;
+pub mod onnx;
 pub mod ops;
 pub mod package;
 
