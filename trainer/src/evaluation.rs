@@ -91,10 +91,7 @@ pub fn score(
                 .map(|&d| f64::from(d) * f64::from(d))
                 .sum();
             out.insert("ssd".into(), ssd);
-            out.insert(
-                "msd".into(),
-                ssd / predictions.scores.nrows().max(1) as f64,
-            );
+            out.insert("msd".into(), ssd / predictions.scores.nrows().max(1) as f64);
         }
         Task::Projection { .. } => {}
     }

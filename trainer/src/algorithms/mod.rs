@@ -9,7 +9,12 @@ use crate::{Algorithm, TrainError};
 
 /// Every registered algorithm.
 pub fn all() -> &'static [&'static dyn Algorithm] {
-    &[&linear_learner::LinearLearner, &xgboost::XGBoost, &kmeans::KMeans, &pca::Pca]
+    &[
+        &linear_learner::LinearLearner,
+        &xgboost::XGBoost,
+        &kmeans::KMeans,
+        &pca::Pca,
+    ]
 }
 
 /// The algorithm called `name` (SageMaker's spelling, with `-` or `_`, any case).
