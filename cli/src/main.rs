@@ -11,7 +11,7 @@ use tern_formats::ContentType;
 use tern_trainer::data::{Channel, Dataset, TrainingInput};
 use tern_trainer::evaluation;
 use tern_trainer::job::{self, JobOptions, SageMakerLayout};
-use tern_trainer::{algorithms, Artifact, Hyperparameters, TrainingContext};
+use tern_trainer::{algorithms, Artifact, TrainingContext};
 
 #[derive(Parser)]
 #[command(
@@ -284,8 +284,7 @@ fn train(args: TrainArgs) -> Result<()> {
     let algorithm = algorithms::find(name)?;
     let raw = raw_hyperparameters(&args)?;
     // Hyperparameters are checked before any data is opened.
-    let parsed = Hyperparameters::parse(algorithm.name(), algorithm.hyperparameters(), &raw)?;
-    algorithm.validate(&parsed)?;
+    algorithm.parse_hyperparameters(&raw)?;
     let content_type = parse_content_type(args.content_type.as_deref())?;
     let channel = |name: &str, path: &Option<PathBuf>| -> Result<Option<Channel>> {
         path.as_ref()
@@ -350,11 +349,7 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if let Some(k) = args.kfold {
-        let hyperparameters = Hyperparameters::parse(
-            algorithm.name(),
-            algorithm.hyperparameters(),
-            &artifact.meta.hyperparameters,
-        )?;
+        let hyperparameters = algorithm.parse_hyperparameters(&artifact.meta.hyperparameters)?;
         let mut context = TrainingContext::new(args.json);
         let result = evaluation::cross_validate(
             algorithm,

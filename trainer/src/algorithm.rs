@@ -26,6 +26,17 @@ pub trait Algorithm: Send + Sync {
         Ok(())
     }
 
+    /// Checks `raw` hyperparameters against the table, then the cross-field rules: everything a job verifies before it
+    /// reads any data.
+    fn parse_hyperparameters(
+        &self,
+        raw: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Hyperparameters, HyperparameterError> {
+        let hyperparameters = Hyperparameters::parse(self.name(), self.hyperparameters(), raw)?;
+        self.validate(&hyperparameters)?;
+        Ok(hyperparameters)
+    }
+
     /// The training content types this algorithm accepts, as MIME types without parameters.
     fn content_types(&self) -> &'static [&'static str];
 

@@ -13,7 +13,6 @@ use tern_formats::ContentType;
 use crate::algorithm::{Algorithm, MetricRecord, Task, TrainingContext};
 use crate::artifact::{write_atomically, Artifact};
 use crate::data::{Channel, ChannelSource, TrainingInput};
-use crate::hyperparameters::Hyperparameters;
 use crate::{algorithms, metrics, plots, TrainError};
 
 /// What a job writes besides the model, and how loudly it runs.
@@ -49,12 +48,7 @@ pub fn run(
     output_dir: &Path,
     options: &JobOptions,
 ) -> Result<JobOutcome, TrainError> {
-    let hyperparameters = Hyperparameters::parse(
-        algorithm.name(),
-        algorithm.hyperparameters(),
-        raw_hyperparameters,
-    )?;
-    algorithm.validate(&hyperparameters)?;
+    let hyperparameters = algorithm.parse_hyperparameters(raw_hyperparameters)?;
     for channel in [
         Some(&input.train),
         input.validation.as_ref(),
@@ -421,12 +415,7 @@ pub fn run_sagemaker(
         let hyperparameters = layout.hyperparameters()?;
         let algorithm = resolve_algorithm(algorithm, &hyperparameters)?;
         // Hyperparameters are checked before channels are opened: a bad value fails at once, with no data read.
-        let parsed = Hyperparameters::parse(
-            algorithm.name(),
-            algorithm.hyperparameters(),
-            &hyperparameters,
-        )?;
-        algorithm.validate(&parsed)?;
+        algorithm.parse_hyperparameters(&hyperparameters)?;
         let input = layout.channels()?;
         let output_dir = layout.output_data_dir();
         let options = JobOptions {
