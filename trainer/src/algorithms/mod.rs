@@ -1,8 +1,10 @@
 //! The registry: every algorithm tern trains, one folder each. Adding an algorithm is one line in [`all`].
 
 pub mod kmeans;
+pub mod knn;
 pub mod linear_learner;
 pub mod pca;
+pub mod rcf;
 pub mod xgboost;
 
 use crate::{Algorithm, TrainError};
@@ -14,6 +16,8 @@ pub fn all() -> &'static [&'static dyn Algorithm] {
         &xgboost::XGBoost,
         &kmeans::KMeans,
         &pca::Pca,
+        &rcf::RandomCutForest,
+        &knn::Knn,
     ]
 }
 
