@@ -26,6 +26,11 @@ const CPU_OPS: &[(&str, &str)] = &[
     ("", "Reshape"),
     ("", "Identity"),
     ("", "DequantizeLinear"),
+    ("", "Relu"),
+    ("", "Sqrt"),
+    ("", "ArgMin"),
+    ("", "ReduceMin"),
+    ("", "ReduceSumSquare"),
     ("ai.onnx.ml", "TreeEnsembleRegressor"),
 ];
 

@@ -46,6 +46,24 @@ fn train(algorithm: &str, dataset: &str, pairs: &[(&str, &str)]) -> Artifact {
         .unwrap()
 }
 
+/// Trains on the train channel alone (K-Means and PCA read no validation channel).
+fn train_unsupervised(algorithm: &str, dataset: &str, pairs: &[(&str, &str)]) -> Artifact {
+    let algorithm = algorithms::find(algorithm).unwrap();
+    let raw: BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let hp = Hyperparameters::parse(algorithm.name(), algorithm.hyperparameters(), &raw).unwrap();
+    let input = TrainingInput {
+        train: Channel::from_path("train", &split(dataset, "train"), None).unwrap(),
+        validation: None,
+        test: None,
+    };
+    algorithm
+        .train(&hp, &input, &mut TrainingContext::new(true))
+        .unwrap()
+}
+
 fn load(dataset: &str, which: &str, d: usize) -> Dataset {
     Channel::from_path(which, &split(dataset, which), None)
         .unwrap()
@@ -123,6 +141,16 @@ fn write_case(dir: &Path, artifact: &Artifact, package: &CompiledPackage, rows: 
         bytes(&mut predictions.scores.iter().copied()),
     )
     .unwrap();
+    let (score_output, label_output) = match &package.manifest.response {
+        tern_runtime::manifest::ResponseShape::Clustering {
+            closest_cluster,
+            distance_to_cluster,
+        } => (distance_to_cluster.as_str(), closest_cluster.as_str()),
+        tern_runtime::manifest::ResponseShape::Projection { projection } => {
+            (projection.as_str(), "predicted_label")
+        }
+        _ => ("score", "predicted_label"),
+    };
     let rule = match (
         &package.manifest.response,
         predictions.predicted_label.is_some(),
@@ -132,7 +160,7 @@ fn write_case(dir: &Path, artifact: &Artifact, package: &CompiledPackage, rows: 
             .manifest
             .outputs
             .iter()
-            .any(|o| o.name == "predicted_label") =>
+            .any(|o| o.name == label_output) =>
         {
             "output".into()
         }
@@ -150,6 +178,8 @@ fn write_case(dir: &Path, artifact: &Artifact, package: &CompiledPackage, rows: 
         "score_columns": predictions.scores.ncols(),
         "labels": predictions.predicted_label.as_ref().map(|l| l.iter().map(|&v| v as i64).collect::<Vec<_>>()),
         "label_rule": rule,
+        "score_output": score_output,
+        "label_output": label_output,
     });
     std::fs::write(
         dir.join("case.json"),
@@ -251,6 +281,52 @@ fn every_package_passes_onnx_checker_and_matches_the_trainer_in_onnxruntime() {
             "diabetes",
             xgboost("diabetes", "reg:squarederror", &[]),
             true,
+        ),
+        (
+            "kmeans",
+            "digits",
+            train_unsupervised(
+                "kmeans",
+                "digits",
+                &[
+                    ("feature_dim", "64"),
+                    ("k", "10"),
+                    ("init_method", "kmeans++"),
+                    ("seed", "1"),
+                ],
+            ),
+            false,
+        ),
+        (
+            "pca_regular",
+            "digits",
+            train_unsupervised(
+                "pca",
+                "digits",
+                &[
+                    ("feature_dim", "64"),
+                    ("num_components", "5"),
+                    ("mini_batch_size", "200"),
+                ],
+            ),
+            false,
+        ),
+        (
+            "pca_randomized_no_mean",
+            "digits",
+            train_unsupervised(
+                "pca",
+                "digits",
+                &[
+                    ("feature_dim", "64"),
+                    ("num_components", "5"),
+                    ("mini_batch_size", "200"),
+                    ("algorithm_mode", "randomized"),
+                    ("subtract_mean", "false"),
+                    ("seed", "1"),
+                ],
+            ),
+            false,
         ),
     ];
     let mut table =

@@ -15,6 +15,13 @@
 //! | `application/jsonlines` | one `{"score":…,"predicted_label":…}` per line | one `{"score":…}` per line |
 //! | `text/csv` | one line per record: the score(s), then the predicted label for classifiers | one value per line, comma-separated class probabilities for `multi:softprob` (SageMaker XGBoost's text response) |
 //! | `application/x-recordio-protobuf` | one `Record` per input, `label` = {`score`, `predicted_label`} as Float32 tensors | one `Record`, `label` = {`score`} |
+//!
+//! | Accept | `Clustering` (K-Means) | `Projection` (PCA) |
+//! |---|---|---|
+//! | `application/json` | `{"predictions":[{"closest_cluster":1.0,"distance_to_cluster":3.0}]}` | `{"projections":[{"projection":[…]}]}` |
+//! | `application/jsonlines` | one `{"closest_cluster":…,"distance_to_cluster":…}` per line | one `{"projection":[…]}` per line |
+//! | `text/csv` | one `closest_cluster,distance_to_cluster` line per record | the projection's values, one line per record (SageMaker documents no CSV response for PCA) |
+//! | `application/x-recordio-protobuf` | `label` = {`closest_cluster`, `distance_to_cluster`} as Float32 tensors | `label` = {`projection`} |
 
 use std::io::{Read, Write};
 
@@ -67,10 +74,20 @@ impl ResponseType {
     }
 }
 
-/// One record's prediction.
+/// One record's score(s), for supervised and XGBoost responses.
 enum Score {
     Value(f32),
     List(Vec<f32>),
+}
+
+/// One record's prediction, in its response shape.
+enum Prediction {
+    /// `Supervised` / `Xgboost`: the score(s) and, for classifiers, the predicted label.
+    Scored { score: Score, label: Option<i64> },
+    /// `Clustering`: the closest cluster and the distance to it.
+    Cluster { cluster: f32, distance: f32 },
+    /// `Projection`: the projection onto the components.
+    Projection(Vec<f32>),
 }
 
 impl Package {
@@ -105,7 +122,7 @@ impl Package {
         let request_type = self.request_type(content_type)?;
         let response_type = self.response_type(accept)?;
         let records = tern_formats::open_reader(&request_type, reader, REQUEST)?;
-        let mut encoder = Encoder::new(response_type, writer);
+        let mut encoder = Encoder::new(response_type, self.json_key(), writer);
         let dim = self.manifest().feature_dim;
         let mut batch: Vec<f32> = Vec::with_capacity(BATCH_ROWS * dim);
         let mut rows = 0usize;
@@ -126,6 +143,14 @@ impl Package {
         }
         encoder.finish()?;
         Ok(response_type.mime().to_string())
+    }
+
+    /// The top-level key of `application/json` responses: `projections` for PCA, `predictions` otherwise.
+    fn json_key(&self) -> &'static str {
+        match self.manifest().response {
+            ResponseShape::Projection { .. } => "projections",
+            _ => "predictions",
+        }
     }
 
     fn request_type(&self, content_type: &str) -> Result<ContentType, RuntimeError> {
@@ -176,8 +201,8 @@ impl Package {
             .first()
             .copied()
             .unwrap_or(match self.manifest().response {
-                ResponseShape::Supervised { .. } => ResponseType::Json,
                 ResponseShape::Xgboost { .. } => ResponseType::Csv,
+                _ => ResponseType::Json,
             });
         let allowed = |t: ResponseType| produces.is_empty() || produces.contains(&t);
         let mut any = accept.trim().is_empty();
@@ -246,7 +271,7 @@ impl Package {
                 }
                 let absent = match self.manifest().response {
                     ResponseShape::Xgboost { .. } => f32::NAN,
-                    ResponseShape::Supervised { .. } => 0.0,
+                    _ => 0.0,
                 };
                 let start = batch.len();
                 batch.resize(start + dim, absent);
@@ -266,17 +291,18 @@ impl Package {
     ) -> Result<(), RuntimeError> {
         let outputs = self.run(batch, rows)?;
         for row in 0..rows {
-            let (score, label) = self.row_prediction(&outputs, row)?;
-            encoder.write(score, label)?;
+            encoder.write(self.row_prediction(&outputs, row)?)?;
         }
         Ok(())
     }
 
-    fn row_prediction(
-        &self,
-        outputs: &Outputs,
-        row: usize,
-    ) -> Result<(Score, Option<i64>), RuntimeError> {
+    fn row_prediction(&self, outputs: &Outputs, row: usize) -> Result<Prediction, RuntimeError> {
+        let first = |name: &String, values: Vec<f32>| {
+            values.first().copied().ok_or_else(|| RuntimeError::Output {
+                output: name.clone(),
+                message: "has no values per row".to_string(),
+            })
+        };
         match &self.manifest().response {
             ResponseShape::Supervised {
                 task,
@@ -300,7 +326,7 @@ impl Package {
                 } else {
                     Score::Value(first)
                 };
-                Ok((score, label))
+                Ok(Prediction::Scored { score, label })
             }
             ResponseShape::Xgboost { output, .. } => {
                 let output_values = outputs.require(output)?;
@@ -315,8 +341,21 @@ impl Package {
                     }
                     _ => Score::List(values),
                 };
-                Ok((score, None))
+                Ok(Prediction::Scored { score, label: None })
             }
+            ResponseShape::Clustering {
+                closest_cluster,
+                distance_to_cluster,
+            } => Ok(Prediction::Cluster {
+                cluster: outputs.require(closest_cluster)?.row_label(row) as f32,
+                distance: first(
+                    distance_to_cluster,
+                    outputs.require(distance_to_cluster)?.row_f32(row),
+                )?,
+            }),
+            ResponseShape::Projection { projection } => Ok(Prediction::Projection(
+                outputs.require(projection)?.row_f32(row),
+            )),
         }
     }
 }
@@ -334,9 +373,10 @@ fn write_error(error: std::io::Error) -> RuntimeError {
 }
 
 impl<W: Write> Encoder<W> {
-    fn new(response_type: ResponseType, out: W) -> Self {
+    /// `json_key` is the top-level key of `application/json` responses (`predictions`, PCA's `projections`).
+    fn new(response_type: ResponseType, json_key: &str, out: W) -> Self {
         match response_type {
-            ResponseType::Json => Encoder::Json(JsonResponseWriter::new(out, "predictions")),
+            ResponseType::Json => Encoder::Json(JsonResponseWriter::new(out, json_key)),
             ResponseType::JsonLines => Encoder::JsonLines(std::io::BufWriter::new(out)),
             ResponseType::Csv => Encoder::Csv(std::io::BufWriter::new(out)),
             ResponseType::RecordIo => {
@@ -345,50 +385,78 @@ impl<W: Write> Encoder<W> {
         }
     }
 
-    fn json_record(score: &Score, label: Option<i64>) -> Value {
-        let score = match score {
-            Score::Value(v) => json!(v),
-            Score::List(values) => json!(values),
-        };
-        match label {
-            Some(label) => json!({"score": score, "predicted_label": label}),
-            None => json!({ "score": score }),
+    fn json_record(prediction: &Prediction) -> Value {
+        match prediction {
+            Prediction::Scored { score, label } => {
+                let score = match score {
+                    Score::Value(v) => json!(v),
+                    Score::List(values) => json!(values),
+                };
+                match label {
+                    Some(label) => json!({"score": score, "predicted_label": label}),
+                    None => json!({ "score": score }),
+                }
+            }
+            Prediction::Cluster { cluster, distance } => {
+                json!({"closest_cluster": cluster, "distance_to_cluster": distance})
+            }
+            Prediction::Projection(values) => json!({ "projection": values }),
         }
     }
 
-    fn write(&mut self, score: Score, label: Option<i64>) -> Result<(), RuntimeError> {
+    fn write(&mut self, prediction: Prediction) -> Result<(), RuntimeError> {
+        let join = |values: &[f32]| {
+            values
+                .iter()
+                .map(f32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         match self {
-            Encoder::Json(writer) => writer.write_value(&Self::json_record(&score, label))?,
+            Encoder::Json(writer) => writer.write_value(&Self::json_record(&prediction))?,
             Encoder::JsonLines(out) => {
-                serde_json::to_writer(&mut *out, &Self::json_record(&score, label))
+                serde_json::to_writer(&mut *out, &Self::json_record(&prediction))
                     .map_err(|e| write_error(e.into()))?;
                 out.write_all(b"\n").map_err(write_error)?;
             }
             Encoder::Csv(out) => {
-                let mut line = match &score {
-                    Score::Value(v) => v.to_string(),
-                    Score::List(values) => values
-                        .iter()
-                        .map(f32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(","),
+                let mut line = match &prediction {
+                    Prediction::Scored { score, label } => {
+                        let mut line = match score {
+                            Score::Value(v) => v.to_string(),
+                            Score::List(values) => join(values),
+                        };
+                        if let Some(label) = label {
+                            line.push(',');
+                            line.push_str(&label.to_string());
+                        }
+                        line
+                    }
+                    Prediction::Cluster { cluster, distance } => format!("{cluster},{distance}"),
+                    Prediction::Projection(values) => join(values),
                 };
-                if let Some(label) = label {
-                    line.push(',');
-                    line.push_str(&label.to_string());
-                }
                 line.push('\n');
                 out.write_all(line.as_bytes()).map_err(write_error)?;
             }
             Encoder::RecordIo(writer) => {
-                let scores = match score {
-                    Score::Value(v) => vec![v],
-                    Score::List(values) => values,
+                let entries = match prediction {
+                    Prediction::Scored { score, label } => {
+                        let scores = match score {
+                            Score::Value(v) => vec![v],
+                            Score::List(values) => values,
+                        };
+                        let mut entries = vec![("score", scores)];
+                        if let Some(label) = label {
+                            entries.push(("predicted_label", vec![label as f32]));
+                        }
+                        entries
+                    }
+                    Prediction::Cluster { cluster, distance } => vec![
+                        ("closest_cluster", vec![cluster]),
+                        ("distance_to_cluster", vec![distance]),
+                    ],
+                    Prediction::Projection(values) => vec![("projection", values)],
                 };
-                let mut entries = vec![("score", scores)];
-                if let Some(label) = label {
-                    entries.push(("predicted_label", vec![label as f32]));
-                }
                 writer.write_message(&proto::Record::response(entries))?;
             }
         }

@@ -40,6 +40,15 @@ pub enum ResponseShape {
     },
     /// SageMaker XGBoost: one value (or, for multi:softprob, one list) per record; `output` names the output.
     Xgboost { output: String, objective: String },
+    /// SageMaker K-Means: `{"closest_cluster": 1.0, "distance_to_cluster": 3.0}` per record; `closest_cluster`
+    /// names the int64 `[N]` output, `distance_to_cluster` the float32 `[N, 1]` one.
+    Clustering {
+        closest_cluster: String,
+        distance_to_cluster: String,
+    },
+    /// SageMaker PCA: `{"projection": [..]}` per record, under the top-level key `projections` in JSON;
+    /// `projection` names the float32 `[N, num_components]` output.
+    Projection { projection: String },
 }
 
 /// What the compiler measured on held-out rows: the package against the trainer's model.

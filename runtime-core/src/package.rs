@@ -423,6 +423,16 @@ fn check_manifest(manifest: &Manifest, file: &str) -> Result<(), RuntimeError> {
             named
         }
         ResponseShape::Xgboost { output, .. } => vec![("response.output", output.as_str())],
+        ResponseShape::Clustering {
+            closest_cluster,
+            distance_to_cluster,
+        } => vec![
+            ("response.closest_cluster", closest_cluster.as_str()),
+            ("response.distance_to_cluster", distance_to_cluster.as_str()),
+        ],
+        ResponseShape::Projection { projection } => {
+            vec![("response.projection", projection.as_str())]
+        }
     };
     for (field, name) in named {
         if !declared(name) {

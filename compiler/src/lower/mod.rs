@@ -4,7 +4,9 @@
 //! Lowerings emit the model's math as the trainer states it (normalisation as `Sub`/`Div`, the linear map, the
 //! output transform); the graph passes ([`crate::passes`]) then fold and fuse it.
 
+pub mod kmeans;
 pub mod linear_learner;
+pub mod pca;
 pub mod xgboost;
 
 use std::collections::BTreeMap;
@@ -135,9 +137,11 @@ pub fn lower(artifact: &tern_trainer::Artifact) -> Result<Lowered, crate::Compil
     match artifact.meta.algorithm.as_str() {
         linear_learner::NAME => linear_learner::lower(artifact),
         xgboost::NAME => xgboost::lower(artifact),
+        kmeans::NAME => kmeans::lower(artifact),
+        pca::NAME => pca::lower(artifact),
         other => Err(crate::CompileError::UnsupportedAlgorithm {
             algorithm: other.to_string(),
-            known: format!("{}, {}", linear_learner::NAME, xgboost::NAME),
+            known: [linear_learner::NAME, xgboost::NAME, kmeans::NAME, pca::NAME].join(", "),
         }),
     }
 }

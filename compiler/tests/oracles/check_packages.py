@@ -4,7 +4,8 @@ Usage: check_packages.py CASES_DIR
 Each case is a folder holding `package/` (model.onnx + manifest.json), `rows.f32` (float32 little-endian,
 row-major, NaN for missing), `expected.f32` (the trainer's scores, row-major) and `case.json`:
 {"rows": n, "features": d, "score_columns": k, "labels": [..] or null, "label_rule": "output"|"argmax"|
- {"threshold": t, "strict": bool}|null}.
+ {"threshold": t, "strict": bool}|null, "score_output": name (default "score"), "label_output": name (default
+ "predicted_label")}.
 A score passes when |ort - trainer| <= tolerance.absolute or |ort - trainer| / max(|trainer|, 1e-6) <=
 tolerance.relative (the manifest's tolerance); labels must agree on >= tolerance.label_agreement of the rows
 (fp32: every row). Prints one line per case; exits 1 if any case fails.
@@ -38,7 +39,9 @@ def check(case_dir):
     session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     results = dict(zip(names, session.run(None, {"input": rows})))
-    score = results["score"].reshape(n, -1).astype(np.float64)
+    score_output = case.get("score_output", "score")
+    label_output = case.get("label_output", "predicted_label")
+    score = results[score_output].reshape(n, -1).astype(np.float64)
     if score.shape != expected.shape:
         return False, f"score shape {score.shape} != trainer's {expected.shape}"
     tol = manifest["tolerance"]
@@ -53,11 +56,11 @@ def check(case_dir):
     if labels is not None:
         rule = case["label_rule"]
         if rule == "output":
-            got = results["predicted_label"].reshape(-1).astype(np.int64)
+            got = results[label_output].reshape(-1).astype(np.int64)
         elif rule == "argmax":
             got = np.argmax(score, axis=1)
         else:
-            first = results["score"].reshape(n, -1)[:, 0]
+            first = results[score_output].reshape(n, -1)[:, 0]
             got = (first > rule["threshold"]) if rule["strict"] else (first >= rule["threshold"])
             got = got.astype(np.int64)
         agreement = float(np.mean(got == np.asarray(labels, dtype=np.int64)))

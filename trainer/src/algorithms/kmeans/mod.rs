@@ -115,6 +115,21 @@ impl Algorithm for KMeans {
     }
 
     fn load(&self, artifact: &Artifact) -> Result<Box<dyn Predictor>, TrainError> {
+        Ok(Box::new(KMeansModel::from_artifact(artifact)?))
+    }
+}
+
+/// A trained K-Means model: `k` centres of `feature_dim` features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KMeansModel {
+    /// `k × feature_dim`.
+    pub centroids: Array2<f32>,
+    pub feature_dim: usize,
+}
+
+impl KMeansModel {
+    /// Reads `centroids` from a K-Means artifact, checking its shape (`[k, feature_dim]`, k ≥ 1).
+    pub fn from_artifact(artifact: &Artifact) -> Result<KMeansModel, TrainError> {
         let tensor = artifact.tensor("centroids")?;
         let feature_dim = artifact.meta.feature_dim;
         let bad = |message: String| TrainError::Artifact {
@@ -129,22 +144,12 @@ impl Algorithm for KMeans {
         }
         let centroids = Array2::from_shape_vec((tensor.shape[0], feature_dim), tensor.data.clone())
             .map_err(|e| bad(e.to_string()))?;
-        Ok(Box::new(KMeansModel {
+        Ok(KMeansModel {
             centroids,
             feature_dim,
-        }))
+        })
     }
-}
 
-/// A trained K-Means model: `k` centres of `feature_dim` features.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KMeansModel {
-    /// `k × feature_dim`.
-    pub centroids: Array2<f32>,
-    pub feature_dim: usize,
-}
-
-impl KMeansModel {
     /// The number of clusters.
     pub fn k(&self) -> usize {
         self.centroids.nrows()
