@@ -19,8 +19,8 @@ pub struct Evaluation {
     pub confusion: Option<ConfusionMatrix>,
 }
 
-/// Scores `predictions` against `labels`: binary → accuracy, precision, recall, f1, roc_auc, pr_auc (average
-/// precision), log_loss; multiclass → accuracy, macro/micro precision, recall and f1, top-3 accuracy, log_loss;
+/// Scores `predictions` against `labels`: binary (and anomaly scores against 0/1 labels) → accuracy, precision,
+/// recall, f1, roc_auc, pr_auc (average precision), log_loss; multiclass → accuracy, macro/micro precision, recall and f1, top-3 accuracy, log_loss;
 /// regression → mse, rmse, mae, r2. `probabilistic` says whether scores are probabilities (log loss is skipped if not).
 pub fn score(
     predictions: &Predictions,
@@ -31,7 +31,7 @@ pub fn score(
     let mut out = BTreeMap::new();
     let mut confusion = None;
     match predictions.task {
-        Task::BinaryClassifier => {
+        Task::BinaryClassifier | Task::AnomalyDetection => {
             let predicted = predictions.predicted_label.clone().unwrap_or_default();
             let score = predictions.score_column();
             let matrix = ConfusionMatrix::new(labels, &predicted, 2, weights);
@@ -115,7 +115,10 @@ pub fn scores_are_probabilities(predictions: &Predictions) -> bool {
                     .all(|row| (row.sum() - 1.0).abs() < 1e-3)
         }
         Task::BinaryClassifier => in_range,
-        Task::Regressor | Task::Clustering { .. } | Task::Projection { .. } => false,
+        Task::Regressor
+        | Task::Clustering { .. }
+        | Task::Projection { .. }
+        | Task::AnomalyDetection => false,
     }
 }
 

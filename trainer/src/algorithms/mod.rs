@@ -5,6 +5,7 @@ pub mod knn;
 pub mod linear_learner;
 pub mod pca;
 pub mod rcf;
+pub mod rcf;
 pub mod xgboost;
 
 use crate::{Algorithm, TrainError};
@@ -16,6 +17,7 @@ pub fn all() -> &'static [&'static dyn Algorithm] {
         &xgboost::XGBoost,
         &kmeans::KMeans,
         &pca::Pca,
+        &rcf::RandomCutForest,
         &rcf::RandomCutForest,
         &knn::Knn,
     ]
