@@ -224,6 +224,11 @@ fn output_names(manifest: &tern_runtime::Manifest) -> (String, Option<String>) {
             ..
         } => (score.clone(), predicted_label.clone()),
         tern_runtime::ResponseShape::Xgboost { output, .. } => (output.clone(), None),
+        tern_runtime::ResponseShape::Clustering {
+            closest_cluster,
+            distance_to_cluster,
+        } => (distance_to_cluster.clone(), Some(closest_cluster.clone())),
+        tern_runtime::ResponseShape::Projection { projection } => (projection.clone(), None),
     }
 }
 
