@@ -20,8 +20,9 @@ pub struct Evaluation {
 }
 
 /// Scores `predictions` against `labels`: binary (and anomaly scores against 0/1 labels) → accuracy, precision,
-/// recall, f1, roc_auc, pr_auc (average precision), log_loss; multiclass → accuracy, macro/micro precision, recall and f1, top-3 accuracy, log_loss;
-/// regression → mse, rmse, mae, r2. `probabilistic` says whether scores are probabilities (log loss is skipped if not).
+/// recall, f1, roc_auc, pr_auc (average precision), log_loss; multiclass → accuracy, macro/micro precision, recall
+/// and f1, top-3 accuracy, log_loss; regression → mse, rmse, mae, r2. `probabilistic` says whether scores are
+/// probabilities (log loss is skipped if not).
 pub fn score(
     predictions: &Predictions,
     labels: &[f32],
