@@ -97,6 +97,42 @@ const CASES: &[Case] = &[
         ],
         inject_nan: false,
     },
+    Case {
+        name: "kmeans",
+        algorithm: "kmeans",
+        dataset: "digits",
+        hyperparameters: &[
+            ("feature_dim", "64"),
+            ("k", "10"),
+            ("init_method", "kmeans++"),
+            ("seed", "1"),
+        ],
+        inject_nan: false,
+    },
+    Case {
+        name: "pca regular",
+        algorithm: "pca",
+        dataset: "digits",
+        hyperparameters: &[
+            ("feature_dim", "64"),
+            ("num_components", "5"),
+            ("mini_batch_size", "200"),
+        ],
+        inject_nan: false,
+    },
+    Case {
+        name: "pca randomized",
+        algorithm: "pca",
+        dataset: "digits",
+        hyperparameters: &[
+            ("feature_dim", "64"),
+            ("num_components", "5"),
+            ("mini_batch_size", "200"),
+            ("algorithm_mode", "randomized"),
+            ("seed", "1"),
+        ],
+        inject_nan: false,
+    },
 ];
 
 const PRECISIONS: [Precision; 3] = [Precision::Fp32, Precision::F16, Precision::Int8];
