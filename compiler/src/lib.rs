@@ -310,6 +310,7 @@ fn manifest(
         produces: lowered.produces.clone(),
         label_map: lowered.label_map.clone(),
         response: lowered.response.clone(),
+        missing_values: lowered.accepts_missing,
         opsets: lowered.opsets.clone(),
         graph_sha256: Sha256::digest(onnx)
             .iter()

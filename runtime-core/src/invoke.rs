@@ -250,6 +250,9 @@ impl Package {
                         format!("expected {dim} features, found {}", values.len()),
                     ));
                 }
+                if let Some((column, message)) = self.refused_value(values) {
+                    return Err(error(&format!("features[{column}]"), message));
+                }
                 batch.extend_from_slice(values);
             }
             Features::Sparse {
@@ -273,6 +276,10 @@ impl Package {
                     ResponseShape::Xgboost { .. } => f32::NAN,
                     _ => 0.0,
                 };
+                if let Some((position, message)) = self.refused_value(values) {
+                    let index = indices.get(position).copied().unwrap_or_default();
+                    return Err(error(&format!("features[{index}]"), message));
+                }
                 let start = batch.len();
                 batch.resize(start + dim, absent);
                 for (&index, &value) in indices.iter().zip(values) {

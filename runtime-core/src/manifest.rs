@@ -88,6 +88,10 @@ pub struct Manifest {
     #[serde(default)]
     pub label_map: Option<Vec<String>>,
     pub response: ResponseShape,
+    /// Whether NaN features mean "missing" to this model (gradient-boosted trees learn a default direction for them).
+    /// When false, requests holding NaN are refused; ±infinity is refused by every model.
+    #[serde(default)]
+    pub missing_values: bool,
     /// Opsets the graph imports: domain (`""` = ai.onnx) → version.
     pub opsets: std::collections::BTreeMap<String, i64>,
     /// sha256 of `model.onnx`, hex.

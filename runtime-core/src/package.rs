@@ -215,8 +215,27 @@ impl Package {
         &self.manifest
     }
 
+    /// The first value of `values` this package refuses, with its position and the reason: ±infinity always, NaN
+    /// unless the model reads NaN as a missing value ([`Manifest::missing_values`]).
+    pub(crate) fn refused_value(&self, values: &[f32]) -> Option<(usize, String)> {
+        let missing_allowed = self.manifest.missing_values;
+        let index = values
+            .iter()
+            .position(|v| v.is_infinite() || (v.is_nan() && !missing_allowed))?;
+        let message = if values[index].is_nan() {
+            format!(
+                "NaN (a missing value) is not allowed: this {} model has no missing-value handling",
+                self.manifest.algorithm
+            )
+        } else {
+            format!("{} is not allowed: features must be finite", values[index])
+        };
+        Some((index, message))
+    }
+
     /// Runs the graph on `rows` rows of `features` (row-major, `feature_dim` per row), [`BATCH_ROWS`] rows at a
     /// time, and returns every output over all rows.
+    /// Refuses ±infinity, and NaN unless the model reads it as missing ([`Manifest::missing_values`]).
     pub fn run(&self, features: &[f32], rows: usize) -> Result<Outputs, RuntimeError> {
         let dim = self.manifest.feature_dim;
         if features.len() != rows * dim {
@@ -225,6 +244,15 @@ impl Package {
                     "{} feature values given for {rows} rows of {dim} features",
                     features.len()
                 ),
+            });
+        }
+        if let Some((index, message)) = self.refused_value(features) {
+            let (row, column) = (index / dim.max(1), index % dim.max(1));
+            return Err(RuntimeError::Record {
+                source_name: "input".to_string(),
+                record: row as u64 + 1,
+                field: format!("features[{column}]"),
+                message,
             });
         }
         let mut outputs: Vec<Output> = self

@@ -79,12 +79,17 @@ fn model(graph: GraphProto) -> Vec<u8> {
 
 /// score = sigmoid(x·w + b) as [N,1]; predicted_label = int64(score > 0.5) as [N].
 fn binary_classifier() -> Vec<u8> {
+    binary_classifier_with("Sigmoid")
+}
+
+/// [`binary_classifier`] with `activation` in place of `Sigmoid`.
+fn binary_classifier_with(activation: &str) -> Vec<u8> {
     let graph = GraphProto {
         name: "logistic".into(),
         node: vec![
             node("MatMul", &["input", "w"], &["xw"], vec![]),
             node("Add", &["xw", "b"], &["logit"], vec![]),
-            node("Sigmoid", &["logit"], &["score"], vec![]),
+            node(activation, &["logit"], &["score"], vec![]),
             node("Greater", &["score", "half"], &["positive"], vec![]),
             node(
                 "Cast",
@@ -217,6 +222,7 @@ fn manifest(onnx: &[u8], xgboost: bool) -> serde_json::Value {
         "produces": [],
         "label_map": null,
         "response": response,
+        "missing_values": xgboost,
         "opsets": {"": 13, "ai.onnx.ml": 3},
         "graph_sha256": hex_sha256(onnx),
         "tolerance": {"absolute": 0.0, "relative": 0.0, "label_agreement": 1.0,
@@ -425,6 +431,58 @@ fn request_errors_name_the_record_and_field() {
         .unwrap_err()
         .to_string();
     assert!(text.contains("line 1"), "{text}");
+}
+
+#[test]
+fn non_finite_features_are_refused_unless_the_model_reads_missing_values() {
+    let package = classifier_package();
+    let text = package
+        .invoke(b"1,2,3\n1,nan,3\n", "text/csv", "application/json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("record 2")
+            && text.contains("features[1]")
+            && text.contains("NaN")
+            && text.contains("linear-learner"),
+        "{text}"
+    );
+    let text = package
+        .invoke(
+            b"{\"instances\":[{\"features\":[1,2,1e39]}]}",
+            "application/json",
+            "application/json",
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("record 1") && text.contains("features[2]") && text.contains("inf"),
+        "{text}"
+    );
+    let text = package
+        .run(&[1.0, 2.0, 3.0, 4.0, f32::NAN, 6.0], 2)
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("record 2") && text.contains("features[1]"), "{text}");
+
+    // Trees read NaN as missing: the same row is answered.
+    let onnx = stump_regressor();
+    let trees = Package::from_bytes(manifest(&onnx, true).to_string().as_bytes(), &onnx).unwrap();
+    trees.run(&[0.0, f32::NAN, 0.0], 1).unwrap();
+    let text = trees
+        .run(&[0.0, f32::INFINITY, 0.0], 1)
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("features[1]") && text.contains("finite"), "{text}");
+}
+
+#[test]
+fn a_graph_with_an_unknown_op_is_refused_naming_the_op() {
+    let onnx = binary_classifier_with("Frobnicate");
+    let error = Package::from_bytes(manifest(&onnx, false).to_string().as_bytes(), &onnx)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("model.onnx") && error.contains("Frobnicate"), "{error}");
 }
 
 #[test]
