@@ -31,6 +31,16 @@ const CPU_OPS: &[(&str, &str)] = &[
     ("", "ArgMin"),
     ("", "ReduceMin"),
     ("", "ReduceSumSquare"),
+    ("", "ReduceSum"),
+    ("", "ReduceMean"),
+    ("", "Max"),
+    ("", "TopK"),
+    ("", "Gather"),
+    ("", "GatherElements"),
+    ("", "CumSum"),
+    ("", "Less"),
+    ("", "Or"),
+    ("", "Where"),
     ("ai.onnx.ml", "TreeEnsembleRegressor"),
 ];
 

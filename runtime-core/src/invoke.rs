@@ -22,6 +22,12 @@
 //! | `application/jsonlines` | one `{"closest_cluster":…,"distance_to_cluster":…}` per line | one `{"projection":[…]}` per line |
 //! | `text/csv` | one `closest_cluster,distance_to_cluster` line per record | the projection's values, one line per record (SageMaker documents no CSV response for PCA) |
 //! | `application/x-recordio-protobuf` | `label` = {`closest_cluster`, `distance_to_cluster`} as Float32 tensors | `label` = {`projection`} |
+//!
+//! `NearestNeighbors` (k-NN): `{"predictions":[{"predicted_label":2.0}]}` in JSON, one `{"predicted_label":…}` per
+//! line in JSON lines, `label` = {`predicted_label`} in RecordIO, the value alone per line in CSV (SageMaker documents
+//! no CSV response). An `Accept` with the parameter `verbose=true` (e.g. `application/json; verbose=true`) adds the
+//! k neighbours' `distances` and `labels`, nearest first, to every record (JSON, JSON lines, RecordIO; CSV appends
+//! the distances then the labels to the line).
 
 use std::io::{Read, Write};
 
@@ -88,6 +94,20 @@ enum Prediction {
     Cluster { cluster: f32, distance: f32 },
     /// `Projection`: the projection onto the components.
     Projection(Vec<f32>),
+    /// `NearestNeighbors`: the predicted label value and, for a verbose `Accept`, the neighbours' distances and
+    /// labels.
+    Neighbours {
+        label: f32,
+        verbose: Option<(Vec<f32>, Vec<f32>)>,
+    },
+}
+
+/// Whether an `Accept` header asks for SageMaker k-NN's verbose response (a `verbose=true` parameter).
+fn is_verbose(accept: &str) -> bool {
+    accept.split([',', ';']).any(|part| {
+        let part = part.trim().to_ascii_lowercase();
+        part.replace(' ', "") == "verbose=true"
+    })
 }
 
 impl Package {
@@ -127,19 +147,20 @@ impl Package {
         let mut batch: Vec<f32> = Vec::with_capacity(BATCH_ROWS * dim);
         let mut rows = 0usize;
         let mut record_number = 0u64;
+        let verbose = is_verbose(accept);
         for record in records {
             let record = record?;
             record_number += 1;
             self.append_row(&record, record_number, &mut batch)?;
             rows += 1;
             if rows == BATCH_ROWS {
-                self.flush_batch(&batch, rows, &mut encoder)?;
+                self.flush_batch(&batch, rows, verbose, &mut encoder)?;
                 batch.clear();
                 rows = 0;
             }
         }
         if rows > 0 {
-            self.flush_batch(&batch, rows, &mut encoder)?;
+            self.flush_batch(&batch, rows, verbose, &mut encoder)?;
         }
         encoder.finish()?;
         Ok(response_type.mime().to_string())
@@ -290,20 +311,32 @@ impl Package {
         Ok(())
     }
 
+    /// Runs `rows` rows and writes their responses; `verbose`: a k-NN `Accept` with `verbose=true`.
     fn flush_batch<W: Write>(
         &self,
         batch: &[f32],
         rows: usize,
+        verbose: bool,
         encoder: &mut Encoder<W>,
     ) -> Result<(), RuntimeError> {
         let outputs = self.run(batch, rows)?;
         for row in 0..rows {
-            encoder.write(self.row_prediction(&outputs, row)?)?;
+            encoder.write(self.row_prediction_as(&outputs, row, verbose)?)?;
         }
         Ok(())
     }
 
+    /// Row `row`'s prediction in the response shape, not verbose.
     fn row_prediction(&self, outputs: &Outputs, row: usize) -> Result<Prediction, RuntimeError> {
+        self.row_prediction_as(outputs, row, false)
+    }
+
+    fn row_prediction_as(
+        &self,
+        outputs: &Outputs,
+        row: usize,
+        verbose: bool,
+    ) -> Result<Prediction, RuntimeError> {
         let first = |name: &String, values: Vec<f32>| {
             values.first().copied().ok_or_else(|| RuntimeError::Output {
                 output: name.clone(),
@@ -363,6 +396,25 @@ impl Package {
             ResponseShape::Projection { projection } => Ok(Prediction::Projection(
                 outputs.require(projection)?.row_f32(row),
             )),
+            ResponseShape::NearestNeighbors {
+                predicted_label,
+                distances,
+                labels,
+                ..
+            } => Ok(Prediction::Neighbours {
+                label: first(
+                    predicted_label,
+                    outputs.require(predicted_label)?.row_f32(row),
+                )?,
+                verbose: if verbose {
+                    Some((
+                        outputs.require(distances)?.row_f32(row),
+                        outputs.require(labels)?.row_f32(row),
+                    ))
+                } else {
+                    None
+                },
+            }),
         }
     }
 }
@@ -408,6 +460,12 @@ impl<W: Write> Encoder<W> {
                 json!({"closest_cluster": cluster, "distance_to_cluster": distance})
             }
             Prediction::Projection(values) => json!({ "projection": values }),
+            Prediction::Neighbours { label, verbose } => match verbose {
+                Some((distances, labels)) => {
+                    json!({"predicted_label": label, "distances": distances, "labels": labels})
+                }
+                None => json!({ "predicted_label": label }),
+            },
         }
     }
 
@@ -441,6 +499,12 @@ impl<W: Write> Encoder<W> {
                     }
                     Prediction::Cluster { cluster, distance } => format!("{cluster},{distance}"),
                     Prediction::Projection(values) => join(values),
+                    Prediction::Neighbours { label, verbose } => match verbose {
+                        Some((distances, labels)) => {
+                            format!("{label},{},{}", join(distances), join(labels))
+                        }
+                        None => label.to_string(),
+                    },
                 };
                 line.push('\n');
                 out.write_all(line.as_bytes()).map_err(write_error)?;
@@ -463,6 +527,14 @@ impl<W: Write> Encoder<W> {
                         ("distance_to_cluster", vec![distance]),
                     ],
                     Prediction::Projection(values) => vec![("projection", values)],
+                    Prediction::Neighbours { label, verbose } => {
+                        let mut entries = vec![("predicted_label", vec![label])];
+                        if let Some((distances, labels)) = verbose {
+                            entries.push(("distances", distances));
+                            entries.push(("labels", labels));
+                        }
+                        entries
+                    }
                 };
                 writer.write_message(&proto::Record::response(entries))?;
             }

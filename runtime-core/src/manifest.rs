@@ -49,6 +49,16 @@ pub enum ResponseShape {
     /// SageMaker PCA: `{"projection": [..]}` per record, under the top-level key `projections` in JSON;
     /// `projection` names the float32 `[N, num_components]` output.
     Projection { projection: String },
+    /// SageMaker k-NN: `{"predicted_label": 2.0}` per record and, when the `Accept` carries `verbose=true`, the k
+    /// neighbours' `distances` and `labels`, nearest first. `predicted_label` names the float32 `[N]` output (the
+    /// label value, or the mean for regressors), `distances` and `labels` the float32 `[N, k]` ones, and `score`
+    /// the output the compiler verified against the trainer (vote shares `[N, classes]` or the mean `[N, 1]`).
+    NearestNeighbors {
+        score: String,
+        predicted_label: String,
+        distances: String,
+        labels: String,
+    },
 }
 
 /// What the compiler measured on held-out rows: the package against the trainer's model.

@@ -461,6 +461,17 @@ fn check_manifest(manifest: &Manifest, file: &str) -> Result<(), RuntimeError> {
         ResponseShape::Projection { projection } => {
             vec![("response.projection", projection.as_str())]
         }
+        ResponseShape::NearestNeighbors {
+            score,
+            predicted_label,
+            distances,
+            labels,
+        } => vec![
+            ("response.score", score.as_str()),
+            ("response.predicted_label", predicted_label.as_str()),
+            ("response.distances", distances.as_str()),
+            ("response.labels", labels.as_str()),
+        ],
     };
     for (field, name) in named {
         if !declared(name) {

@@ -265,6 +265,7 @@ fn output_names(manifest: &tern_runtime::Manifest) -> (String, Option<String>) {
             distance_to_cluster,
         } => (distance_to_cluster.clone(), Some(closest_cluster.clone())),
         tern_runtime::ResponseShape::Projection { projection } => (projection.clone(), None),
+        tern_runtime::ResponseShape::NearestNeighbors { score, .. } => (score.clone(), None),
     }
 }
 

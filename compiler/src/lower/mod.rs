@@ -5,6 +5,7 @@
 //! output transform); the graph passes ([`crate::passes`]) then fold and fuse it.
 
 pub mod kmeans;
+pub mod knn;
 pub mod linear_learner;
 pub mod pca;
 pub mod xgboost;
@@ -139,9 +140,17 @@ pub fn lower(artifact: &tern_trainer::Artifact) -> Result<Lowered, crate::Compil
         xgboost::NAME => xgboost::lower(artifact),
         kmeans::NAME => kmeans::lower(artifact),
         pca::NAME => pca::lower(artifact),
+        knn::NAME => knn::lower(artifact),
         other => Err(crate::CompileError::UnsupportedAlgorithm {
             algorithm: other.to_string(),
-            known: [linear_learner::NAME, xgboost::NAME, kmeans::NAME, pca::NAME].join(", "),
+            known: [
+                linear_learner::NAME,
+                xgboost::NAME,
+                kmeans::NAME,
+                pca::NAME,
+                knn::NAME,
+            ]
+            .join(", "),
         }),
     }
 }
