@@ -1221,3 +1221,149 @@ fn gblinear_matches_xgboost_and_round_trips() {
     ];
     xgboost_to_tern("diabetes", &pairs, true);
 }
+
+fn test_scores(model: &Model, name: &str) -> (Vec<f32>, Vec<f32>) {
+    let test = read_csv(&data(name, "test"));
+    (test.labels.clone().unwrap(), model.predict(&test.features))
+}
+
+#[test]
+fn dart_without_dropout_is_gbtree_and_with_dropout_matches_xgboost_quality() {
+    let train_set = read_csv(&data("breast_cancer", "train"));
+    let gbtree = [
+        ("objective", "binary:logistic"),
+        ("num_round", "20"),
+        ("max_depth", "3"),
+    ];
+    let no_drop = [
+        ("objective", "binary:logistic"),
+        ("num_round", "20"),
+        ("max_depth", "3"),
+        ("booster", "dart"),
+    ];
+    let plain = train(&gbtree, &train_set, None).model;
+    let dart = train(&no_drop, &train_set, None).model;
+    assert_eq!(
+        test_scores(&plain, "breast_cancer").1,
+        test_scores(&dart, "breast_cancer").1,
+        "dart with rate_drop=0 must equal gbtree"
+    );
+    assert!(dart
+        .tree_weights
+        .as_ref()
+        .unwrap()
+        .iter()
+        .all(|&w| w == 1.0));
+
+    for (sample_type, normalize_type) in [("uniform", "tree"), ("weighted", "forest")] {
+        let pairs = [
+            ("objective", "binary:logistic"),
+            ("num_round", "40"),
+            ("max_depth", "3"),
+            ("booster", "dart"),
+            ("rate_drop", "0.2"),
+            ("skip_drop", "0.3"),
+            ("one_drop", "1"),
+            ("sample_type", sample_type),
+            ("normalize_type", normalize_type),
+        ];
+        // xgboost draws its dropouts from its own generator, so the two forests differ tree by tree: the bar is
+        // the quality of the result, averaged over seeds, and tern must not be worse.
+        let (mut ours, mut theirs) = (0.0, 0.0);
+        for seed in ["0", "1", "2"] {
+            let mut seeded = pairs.to_vec();
+            seeded.push(("seed", seed));
+            let (a, b) = compare(
+                &format!("breast_cancer dart {sample_type}/{normalize_type} seed {seed}"),
+                &data("breast_cancer", "train"),
+                &data("breast_cancer", "test"),
+                &seeded,
+                "auc",
+            );
+            ours += a / 3.0;
+            theirs += b / 3.0;
+        }
+        assert!(
+            ours >= theirs - 0.005,
+            "tern dart mean AUC {ours} vs xgboost dart {theirs}"
+        );
+        let model = train(&pairs, &train_set, None).model;
+        let weights = model.tree_weights.as_ref().unwrap();
+        assert_eq!(weights.len(), 40);
+        assert!(
+            weights.iter().any(|&w| w < 1.0),
+            "dropout happened: {weights:?}"
+        );
+        assert_eq!(
+            model,
+            train(&pairs, &train_set, None).model,
+            "deterministic"
+        );
+    }
+}
+
+#[test]
+fn dart_models_interchange_with_xgboost_both_directions() {
+    let binary = [
+        ("objective", "binary:logistic"),
+        ("num_round", "15"),
+        ("max_depth", "3"),
+        ("booster", "dart"),
+        ("rate_drop", "0.3"),
+        ("one_drop", "1"),
+    ];
+    tern_to_xgboost("breast_cancer", &binary, true);
+    xgboost_to_tern("breast_cancer", &binary, true);
+    let multiclass = [
+        ("objective", "multi:softprob"),
+        ("num_class", "10"),
+        ("num_round", "5"),
+        ("max_depth", "3"),
+        ("booster", "dart"),
+        ("rate_drop", "0.3"),
+        ("normalize_type", "forest"),
+    ];
+    tern_to_xgboost("digits", &multiclass, false);
+    xgboost_to_tern("digits", &multiclass, false);
+}
+
+#[test]
+fn gradient_based_sampling_keeps_quality_at_a_low_subsample() {
+    let train_set = read_csv(&data("breast_cancer", "train"));
+    let base = [
+        ("objective", "binary:logistic"),
+        ("num_round", "40"),
+        ("max_depth", "3"),
+    ];
+    let full = train(&base, &train_set, None).model;
+    let (labels, full_scores) = test_scores(&full, "breast_cancer");
+    let full_auc = auc(&labels, &full_scores);
+    let sampled = |method: &str| {
+        let mut pairs = base.to_vec();
+        pairs.extend([("subsample", "0.2"), ("sampling_method", method)]);
+        let model = train(&pairs, &train_set, None).model;
+        assert_eq!(
+            model,
+            train(&pairs, &train_set, None).model,
+            "deterministic"
+        );
+        auc(&labels, &test_scores(&model, "breast_cancer").1)
+    };
+    let gradient_based = sampled("gradient_based");
+    let uniform = sampled("uniform");
+    eprintln!("AUC: all rows {full_auc:.5}, subsample 0.2 gradient_based {gradient_based:.5}, uniform {uniform:.5}");
+    assert!(
+        gradient_based >= full_auc - 0.01,
+        "gradient_based {gradient_based} vs all rows {full_auc}"
+    );
+    let gblinear = error_of(
+        &[
+            ("objective", "binary:logistic"),
+            ("num_round", "2"),
+            ("booster", "gblinear"),
+            ("sampling_method", "gradient_based"),
+        ],
+        &train_set,
+    );
+    assert!(gblinear.contains("sampling_method"), "{gblinear}");
+}

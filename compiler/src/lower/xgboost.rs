@@ -191,6 +191,8 @@ fn tree_ensemble_attributes(model: &Model) -> Vec<AttributeProto> {
     let mut target_ids = Vec::new();
     let mut target_weights = Vec::new();
     for (t, (tree, &group)) in model.trees.iter().zip(&model.tree_group).enumerate() {
+        // dart's tree weight folds into its leaves (1 for gbtree, which multiplies exactly).
+        let weight = model.tree_weight(t);
         for node in 0..tree.n_nodes() {
             tree_ids.push(t as i64);
             node_ids.push(node as i64);
@@ -204,7 +206,7 @@ fn tree_ensemble_attributes(model: &Model) -> Vec<AttributeProto> {
                 target_tree_ids.push(t as i64);
                 target_node_ids.push(node as i64);
                 target_ids.push(group as i64);
-                target_weights.push(tree.split_condition[node]);
+                target_weights.push(weight * tree.split_condition[node]);
             } else {
                 feature_ids.push(tree.split_index[node] as i64);
                 modes.push("BRANCH_LT");

@@ -14,7 +14,7 @@ use super::linear;
 use super::metric::{self, EvalInput};
 use super::model::Model;
 use super::objective::{weighted_quantile, GradientPair, Objective};
-use super::params::TrainParams;
+use super::params::{DartParams, TrainParams};
 use super::rank;
 use super::tree::Tree;
 
@@ -201,6 +201,7 @@ pub fn train(
         linear: params
             .linear
             .then(|| linear::LinearWeights::new(n_features, g)),
+        tree_weights: params.dart.map(|_| Vec::new()),
     };
     let sum_instance_weight: f64 = train.weights.iter().map(|&w| w as f64).sum();
     let mut best_linear: Option<linear::LinearWeights> = None;
@@ -226,11 +227,46 @@ pub fn train(
     let mut best: Option<(usize, f64)> = None;
     let mut last_line = Vec::new();
     let bar = context.start_progress(params.num_round as u64, "xgboost");
+    let mut dart_rng = ChaCha8Rng::seed_from_u64(params.seed ^ 0xda27);
     for round in 0..params.num_round {
+        // dart: the trees dropped this round, their summed weighted contribution to the training margins, and the
+        // margins without them, which the round's gradients are taken at.
+        let dropped = match (&params.dart, &model.tree_weights) {
+            (Some(dart), Some(weights)) => select_dropped(dart, weights, &mut dart_rng),
+            _ => Vec::new(),
+        };
+        let dropped_train = dropped_contribution(&model, &dropped, train.features, g);
+        let gradient_margins: Vec<f32> = match &dropped_train {
+            Some(drop) => train_eval
+                .margins
+                .iter()
+                .zip(drop)
+                .map(|(m, d)| m - d)
+                .collect(),
+            None => Vec::new(),
+        };
+        let margins_now = if dropped_train.is_some() {
+            &gradient_margins
+        } else {
+            &train_eval.margins
+        };
+        // dart's weight for this round's new trees and the factor scaling the dropped ones (xgboost's rules).
+        let (new_weight, drop_factor) = match &params.dart {
+            Some(dart) if !dropped.is_empty() => {
+                let lr = (params.eta / g as f64) as f32;
+                let k = dropped.len() as f32;
+                if dart.forest {
+                    (1.0 / (1.0 + lr), 1.0 / (1.0 + lr))
+                } else {
+                    (1.0 / (k + lr), k / (k + lr))
+                }
+            }
+            _ => (1.0f32, 1.0f32),
+        };
         if params.objective.is_ranking() {
             rank::lambda_gradients(
                 params.objective,
-                &train_eval.margins,
+                margins_now,
                 train.labels,
                 &train.weights,
                 train.groups.as_deref().unwrap_or(&[0, n]),
@@ -238,7 +274,7 @@ pub fn train(
             );
         } else {
             params.objective.gradients(
-                &train_eval.margins,
+                margins_now,
                 train.labels,
                 &train.weights,
                 params.scale_pos_weight as f32,
@@ -265,7 +301,7 @@ pub fn train(
                     linear::predict(&state.weights, valid.set.features, g, &base_margin);
             }
         }
-        let sampled: Vec<u32> = if params.linear {
+        let sampled: Vec<u32> = if params.linear || params.gradient_based {
             Vec::new()
         } else if params.subsample < 1.0 {
             (0..n as u32)
@@ -281,6 +317,16 @@ pub fn train(
             {
                 *slot = *pair;
             }
+            let sampled = if params.gradient_based {
+                gradient_based_sample(
+                    &mut group_gradients,
+                    params.subsample,
+                    params.lambda,
+                    &mut sample_rng,
+                )
+            } else {
+                sampled.clone()
+            };
             let tree_index = model.trees.len();
             let mut rng = tree_rng(params.seed, tree_index);
             let tree_features = sample(&all_features, params.colsample_bytree, &mut rng);
@@ -304,7 +350,11 @@ pub fn train(
                     &grown.leaves,
                     &grown.positions,
                     train,
-                    &train_eval.margins,
+                    if dropped_train.is_some() {
+                        &gradient_margins
+                    } else {
+                        &train_eval.margins
+                    },
                     g,
                     group,
                     params.eta,
@@ -315,7 +365,7 @@ pub fn train(
             for &(leaf, begin, end) in &grown.leaves {
                 let value = grown.tree.split_condition[leaf];
                 for &row in &grown.positions[begin..end] {
-                    train_eval.margins[row as usize * g + group] += value;
+                    train_eval.margins[row as usize * g + group] += new_weight * value;
                     if !seen.is_empty() {
                         seen[row as usize] = true;
                     }
@@ -323,11 +373,13 @@ pub fn train(
             }
             for (row, _) in seen.iter().enumerate().filter(|(_, &s)| !s) {
                 let leaf = binned_leaf(&grown.tree, &grown.split_bins, &binned, row);
-                train_eval.margins[row * g + group] += grown.tree.split_condition[leaf];
+                train_eval.margins[row * g + group] +=
+                    new_weight * grown.tree.split_condition[leaf];
             }
             if let Some(valid) = valid_eval.as_mut() {
                 add_tree(
                     &grown.tree,
+                    new_weight,
                     valid.set.features,
                     &mut valid.margins,
                     g,
@@ -336,6 +388,27 @@ pub fn train(
             }
             model.trees.push(grown.tree);
             model.tree_group.push(group);
+        }
+        if let Some(weights) = model.tree_weights.as_mut() {
+            if let Some(drop) = &dropped_train {
+                rescale_dropped(&mut train_eval.margins, drop, drop_factor);
+                if let Some(valid) = valid_eval.as_mut() {
+                    let before: Vec<f32> = weights.clone();
+                    let drop = dropped_contribution_with(
+                        &model.trees[..before.len()],
+                        &model.tree_group,
+                        &before,
+                        &dropped,
+                        valid.set.features,
+                        g,
+                    );
+                    rescale_dropped(&mut valid.margins, &drop, drop_factor);
+                }
+                for &t in &dropped {
+                    weights[t] *= drop_factor;
+                }
+            }
+            weights.resize(model.trees.len(), new_weight);
         }
         last_line.clear();
         let mut line = format!("[{round}]");
@@ -380,6 +453,9 @@ pub fn train(
     context.finish_progress();
     if let Some((best_round, best_value)) = best {
         model.trees.truncate((best_round + 1) * g);
+        if let Some(weights) = model.tree_weights.as_mut() {
+            weights.truncate((best_round + 1) * g);
+        }
         if best_linear.is_some() {
             model.linear = best_linear;
         }
@@ -445,7 +521,15 @@ fn binned_leaf(tree: &Tree, split_bins: &[i64], binned: &BinnedMatrix, row: usiz
     node
 }
 
-fn add_tree(tree: &Tree, features: &FeatureMatrix, margins: &mut [f32], g: usize, group: usize) {
+/// Adds `weight` × `tree`'s leaf value for each row of `features` to the rows' margins of `group`.
+fn add_tree(
+    tree: &Tree,
+    weight: f32,
+    features: &FeatureMatrix,
+    margins: &mut [f32],
+    g: usize,
+    group: usize,
+) {
     let one = Model {
         objective: Objective::SquaredError,
         num_group: 1,
@@ -458,11 +542,152 @@ fn add_tree(tree: &Tree, features: &FeatureMatrix, margins: &mut [f32], g: usize
         scale_pos_weight: 1.0,
         max_delta_step: 0.0,
         linear: None,
+        tree_weights: None,
     };
     let values = one.predict_margins(features);
     for (row, v) in values.iter().enumerate() {
-        margins[row * g + group] += v;
+        margins[row * g + group] += weight * v;
     }
+}
+
+/// dart's dropout for one round, as xgboost selects it: the whole round is skipped with probability `skip_drop`;
+/// otherwise each tree is dropped with probability `rate_drop` (`sample_type=uniform`) or `rate_drop` × trees ×
+/// its weight / the weights' sum (`weighted`), and with `one_drop` one tree (uniformly or by weight) when none was.
+/// Returns the dropped trees' indices, ascending.
+fn select_dropped(dart: &DartParams, weights: &[f32], rng: &mut ChaCha8Rng) -> Vec<usize> {
+    if weights.is_empty() || (dart.skip_drop > 0.0 && rng.gen::<f64>() < dart.skip_drop) {
+        return Vec::new();
+    }
+    let total: f64 = weights.iter().map(|&w| w as f64).sum();
+    let count = weights.len() as f64;
+    let mut dropped: Vec<usize> = (0..weights.len())
+        .filter(|&t| {
+            let p = if dart.weighted && total > 0.0 {
+                dart.rate_drop * count * weights[t] as f64 / total
+            } else {
+                dart.rate_drop
+            };
+            rng.gen::<f64>() < p
+        })
+        .collect();
+    if dart.one_drop && dropped.is_empty() {
+        let pick = if dart.weighted && total > 0.0 {
+            let mut target = rng.gen::<f64>() * total;
+            weights
+                .iter()
+                .position(|&w| {
+                    target -= w as f64;
+                    target < 0.0
+                })
+                .unwrap_or(weights.len() - 1)
+        } else {
+            rng.gen_range(0..weights.len())
+        };
+        dropped.push(pick);
+    }
+    dropped
+}
+
+/// The dropped trees' summed weighted leaf values per row and group of `features`, or `None` when none dropped.
+fn dropped_contribution(
+    model: &Model,
+    dropped: &[usize],
+    features: &FeatureMatrix,
+    g: usize,
+) -> Option<Vec<f32>> {
+    let weights = model.tree_weights.as_deref()?;
+    (!dropped.is_empty()).then(|| {
+        dropped_contribution_with(
+            &model.trees,
+            &model.tree_group,
+            weights,
+            dropped,
+            features,
+            g,
+        )
+    })
+}
+
+fn dropped_contribution_with(
+    trees: &[Tree],
+    tree_group: &[usize],
+    weights: &[f32],
+    dropped: &[usize],
+    features: &FeatureMatrix,
+    g: usize,
+) -> Vec<f32> {
+    let mut sum = vec![0.0f32; features.n_rows() * g];
+    for &t in dropped {
+        add_tree(&trees[t], weights[t], features, &mut sum, g, tree_group[t]);
+    }
+    sum
+}
+
+/// Margins with the dropped trees' contribution `drop` rescaled by `factor` (their weights' new scale).
+fn rescale_dropped(margins: &mut [f32], drop: &[f32], factor: f32) {
+    margins
+        .par_iter_mut()
+        .zip(drop.par_iter())
+        .for_each(|(m, &d)| *m += (factor - 1.0) * d);
+}
+
+/// `sampling_method=gradient_based`: keeps row i with probability p_i = min(1, u_i / t), u_i = sqrt(g_i² + λh_i²),
+/// where t makes the expected number of kept rows `subsample` × rows, and divides kept rows' gradient pairs by p_i
+/// so the sampled histogram stays unbiased. Rows with zero gradient are never kept. Returns the kept rows.
+fn gradient_based_sample(
+    gradients: &mut [GradientPair],
+    subsample: f64,
+    lambda: f64,
+    rng: &mut ChaCha8Rng,
+) -> Vec<u32> {
+    let n = gradients.len();
+    let regularized: Vec<f64> = gradients
+        .iter()
+        .map(|p| {
+            let (g, h) = (p.grad as f64, p.hess as f64);
+            (g * g + lambda * h * h).sqrt()
+        })
+        .collect();
+    let expected = (subsample * n as f64).max(1.0);
+    if expected >= n as f64 {
+        return (0..n as u32).collect();
+    }
+    let threshold = sampling_threshold(&regularized, expected);
+    if threshold <= 0.0 {
+        return (0..n as u32).collect();
+    }
+    let mut kept = Vec::with_capacity(expected as usize + 1);
+    for (row, (&u, pair)) in regularized.iter().zip(gradients.iter_mut()).enumerate() {
+        let p = (u / threshold).min(1.0);
+        if p > 0.0 && rng.gen::<f64>() < p {
+            pair.grad = (pair.grad as f64 / p) as f32;
+            pair.hess = (pair.hess as f64 / p) as f32;
+            kept.push(row as u32);
+        }
+    }
+    kept
+}
+
+/// The t with Σ min(1, u_i / t) = `expected` (0 < expected < n): the rows above t are kept surely, the rest in
+/// proportion to u_i. Returns 0 when the values sum to 0.
+fn sampling_threshold(values: &[f64], expected: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    // suffix[k] = Σ_{i ≥ k} sorted[i]
+    let mut suffix = vec![0.0f64; sorted.len() + 1];
+    for i in (0..sorted.len()).rev() {
+        suffix[i] = suffix[i + 1] + sorted[i];
+    }
+    let mut k = 0;
+    while (k as f64) < expected {
+        // The k largest rows are kept surely; the others share the remaining expected count.
+        let t = suffix[k] / (expected - k as f64);
+        if sorted[k] <= t {
+            return t;
+        }
+        k += 1;
+    }
+    sorted.get(k.saturating_sub(1)).copied().unwrap_or(0.0)
 }
 
 /// reg:absoluteerror's leaf refresh: each leaf becomes eta × the weighted median of its rows' residuals.
@@ -490,5 +715,52 @@ fn refresh_leaves_to_median(
         let value = (weighted_quantile(&residuals, &weights, 0.5) * eta) as f32;
         tree.split_condition[leaf] = value;
         tree.base_weight[leaf] = value;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sampling_threshold_keeps_the_expected_number_of_rows() {
+        let values: Vec<f64> = (0..1000).map(|i| ((i * 37) % 101) as f64 + 0.5).collect();
+        for expected in [1.0, 10.0, 250.0, 999.0] {
+            let t = sampling_threshold(&values, expected);
+            let kept: f64 = values.iter().map(|&u| (u / t).min(1.0)).sum();
+            assert!(
+                (kept - expected).abs() < 1e-6 * expected.max(1.0),
+                "{expected}: {kept}"
+            );
+        }
+        // One dominant row is kept surely; the rest share what is left.
+        let mut skewed = vec![1.0; 100];
+        skewed[7] = 1e6;
+        let t = sampling_threshold(&skewed, 10.0);
+        assert!(1e6 / t >= 1.0 && (99.0 / t - 9.0).abs() < 1e-9, "{t}");
+        assert_eq!(sampling_threshold(&[0.0; 10], 5.0), 0.0);
+    }
+
+    #[test]
+    fn gradient_based_sampling_reweights_kept_rows() {
+        let mut pairs: Vec<GradientPair> = (0..10_000)
+            .map(|i| GradientPair {
+                grad: ((i % 13) as f32 - 6.0) / 6.0,
+                hess: 0.25,
+            })
+            .collect();
+        let total: f64 = pairs.iter().map(|p| p.grad as f64).sum();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let kept = gradient_based_sample(&mut pairs, 0.2, 1.0, &mut rng);
+        assert!((1700..2300).contains(&kept.len()), "{}", kept.len());
+        // Unbiased: the reweighted kept gradients sum close to the full sum's scale.
+        let kept_sum: f64 = kept.iter().map(|&r| pairs[r as usize].grad as f64).sum();
+        let abs_total: f64 = (0..10_000)
+            .map(|i| (((i % 13) as f64 - 6.0) / 6.0).abs())
+            .sum();
+        assert!(
+            (kept_sum - total).abs() < 0.05 * abs_total,
+            "{kept_sum} vs {total}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! xgboost's JSON model format (`Booster.save_model("m.json")`, schema `doc/model.schema` of dmlc/xgboost), written
-//! and read for the `gbtree` booster with numerical splits and the `gblinear` booster.
+//! and read for the `gbtree` and `dart` boosters with numerical splits and the `gblinear` booster. A `dart` booster
+//! wraps a `gbtree` one (`gradient_booster.gbtree`) and adds `weight_drop`, each tree's weight.
 //!
 //! Facts the format fixes: `learner_model_param.base_score` is in prediction space (a bracketed list of one value
 //! per output group in xgboost 3, a bare number in older files) and is mapped to margin space by the objective's
@@ -131,16 +132,15 @@ pub fn to_json(model: &Model) -> Value {
             "model": {"boosted_rounds": linear.rounds, "weights": linear.weights},
             "name": "gblinear"
         }),
-        None => json!({
-                "model": {
-                    "cats": {"enc": [], "feature_segments": [], "sorted_idx": []},
-                    "gbtree_model_param": {"num_parallel_tree": "1", "num_trees": model.trees.len().to_string()},
-                    "iteration_indptr": indptr,
-                    "tree_info": model.tree_group,
-                    "trees": trees
-                },
-                "name": "gbtree"
+        None => tree_booster(model, indptr, trees),
+    };
+    let gradient_booster = match &model.tree_weights {
+        Some(weights) if model.linear.is_none() => json!({
+            "gbtree": gradient_booster,
+            "name": "dart",
+            "weight_drop": weights,
         }),
+        _ => gradient_booster,
     };
     json!({
         "learner": {
@@ -158,6 +158,20 @@ pub fn to_json(model: &Model) -> Value {
             "objective": Value::Object(objective)
         },
         "version": WRITTEN_VERSION
+    })
+}
+
+/// The `gbtree` booster object.
+fn tree_booster(model: &Model, indptr: Vec<usize>, trees: Vec<Value>) -> Value {
+    json!({
+        "model": {
+            "cats": {"enc": [], "feature_segments": [], "sorted_idx": []},
+            "gbtree_model_param": {"num_parallel_tree": "1", "num_trees": model.trees.len().to_string()},
+            "iteration_indptr": indptr,
+            "tree_info": model.tree_group,
+            "trees": trees
+        },
+        "name": "gbtree"
     })
 }
 
@@ -229,9 +243,9 @@ pub fn from_json(bytes: &[u8]) -> Result<Model, String> {
     let booster_name = get(learner, &["gradient_booster", "name"])?
         .as_str()
         .unwrap_or("");
-    if booster_name != "gbtree" && booster_name != "gblinear" {
+    if !matches!(booster_name, "gbtree" | "gblinear" | "dart") {
         return Err(format!(
-            "gradient_booster.name is {booster_name:?}; tern imports gbtree and gblinear models (dart is not supported)"
+            "gradient_booster.name is {booster_name:?}; tern imports gbtree, dart and gblinear models"
         ));
     }
     let objective_value = get(learner, &["objective"])?;
@@ -307,9 +321,24 @@ pub fn from_json(bytes: &[u8]) -> Result<Model, String> {
             scale_pos_weight,
             max_delta_step,
             linear: Some(super::linear::LinearWeights { weights, rounds }),
+            tree_weights: None,
         });
     }
-    let gbtree = get(learner, &["gradient_booster", "model"])?;
+    let (gbtree, tree_weights) = if booster_name == "dart" {
+        let weights = get(learner, &["gradient_booster", "weight_drop"])?
+            .as_array()
+            .ok_or("gradient_booster.weight_drop is not an array")?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| number(v, &format!("weight_drop[{i}]")).map(|w| w as f32))
+            .collect::<Result<Vec<f32>, String>>()?;
+        (
+            get(learner, &["gradient_booster", "gbtree", "model"])?,
+            Some(weights),
+        )
+    } else {
+        (get(learner, &["gradient_booster", "model"])?, None)
+    };
     let tree_values = get(gbtree, &["trees"])?
         .as_array()
         .ok_or("gradient_booster.model.trees is not an array")?;
@@ -381,6 +410,15 @@ pub fn from_json(bytes: &[u8]) -> Result<Model, String> {
         trees.push(tree);
         tree_group.push(group);
     }
+    if let Some(weights) = &tree_weights {
+        if weights.len() != trees.len() {
+            return Err(format!(
+                "weight_drop has {} entries for {} trees",
+                weights.len(),
+                trees.len()
+            ));
+        }
+    }
     let attributes = learner.get("attributes");
     let best_iteration = attributes
         .and_then(|a| a.get("best_iteration"))
@@ -399,6 +437,7 @@ pub fn from_json(bytes: &[u8]) -> Result<Model, String> {
         best_iteration,
         best_score,
         linear: None,
+        tree_weights,
         scale_pos_weight,
         max_delta_step,
     })

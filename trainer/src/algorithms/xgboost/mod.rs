@@ -7,7 +7,11 @@
 //! xgboost's regularised gain (`lambda`, `alpha`, `gamma`, `min_child_weight`, `max_delta_step`), column and row
 //! sampling seeded by `seed`, monotone and interaction constraints. `tree_method=exact` enumerates the values present
 //! in each node and splits midway between them, as xgboost's exact method. `booster=gblinear` fits a linear model by
-//! coordinate descent ([`linear`]). `base_score`, when not given, is estimated from the labels as xgboost 3 does.
+//! coordinate descent ([`linear`]). `booster=dart` drops trees each round (`rate_drop`, `skip_drop`, `one_drop`,
+//! `sample_type`, `normalize_type`) with xgboost's selection and weight rules, and stores each tree's weight as
+//! xgboost's `weight_drop`; `sampling_method=gradient_based` keeps rows in proportion to sqrt(g² + λh²) with
+//! inverse-probability weights (xgboost offers it on GPUs only; tern on the CPU). `base_score`, when not given, is
+//! estimated from the labels as xgboost 3 does.
 //! Ranking objectives take query groups from `*.group` files beside a channel's data (one group size per line).
 //! Training is deterministic for a `seed` and thread count.
 //!

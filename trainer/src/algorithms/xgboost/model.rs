@@ -28,6 +28,9 @@ pub struct Model {
     pub max_delta_step: f64,
     /// The `gblinear` booster's weights; `None` for tree models.
     pub linear: Option<super::linear::LinearWeights>,
+    /// `booster=dart`: each tree's weight (xgboost's `weight_drop`), multiplying its leaf values; `None` for
+    /// `gbtree`, whose trees all weigh 1.
+    pub tree_weights: Option<Vec<f32>>,
 }
 
 impl Model {
@@ -47,7 +50,16 @@ impl Model {
         self.trees.len() / self.num_group.max(1)
     }
 
-    /// Raw margins, rows × groups: the base margin plus every tree's leaf value, accumulated in f32 in tree order.
+    /// The weight of tree `t`: its dart weight, else 1.
+    pub fn tree_weight(&self, t: usize) -> f32 {
+        self.tree_weights
+            .as_ref()
+            .and_then(|w| w.get(t).copied())
+            .unwrap_or(1.0)
+    }
+
+    /// Raw margins, rows × groups: the base margin plus every tree's leaf value (times its dart weight),
+    /// accumulated in f32 in tree order.
     /// Rows are predicted in blocks (every tree over a block of rows) with trees packed into 16-byte nodes.
     pub fn predict_margins(&self, features: &FeatureMatrix) -> Vec<f32> {
         if let Some(linear) = &self.linear {
@@ -63,6 +75,7 @@ impl Model {
         let g = self.num_group;
         let base = self.base_margin();
         let forest: Vec<PackedTree> = self.trees.iter().map(PackedTree::new).collect();
+        let weights: Vec<f32> = (0..self.trees.len()).map(|t| self.tree_weight(t)).collect();
         let width = self.num_feature.max(features.n_cols());
         let mut out = vec![0.0f32; n * g];
         let contiguous = match features {
@@ -101,18 +114,19 @@ impl Model {
                 for margins in out.chunks_mut(g) {
                     margins.copy_from_slice(&base);
                 }
-                for (tree, &group) in forest.iter().zip(&self.tree_group) {
+                // A weight of 1 (every gbtree) multiplies exactly, so gbtree sums are unchanged by it.
+                for ((tree, &group), &weight) in forest.iter().zip(&self.tree_group).zip(&weights) {
                     let mut lanes = block.chunks_exact(width * LANES);
                     let mut r = 0;
                     for rows in &mut lanes {
                         let values = tree.predict_lanes(rows, width);
                         for value in values {
-                            out[r * g + group] += value;
+                            out[r * g + group] += weight * value;
                             r += 1;
                         }
                     }
                     for row in lanes.remainder().chunks_exact(width) {
-                        out[r * g + group] += tree.predict(row);
+                        out[r * g + group] += weight * tree.predict(row);
                         r += 1;
                     }
                 }

@@ -80,6 +80,19 @@ pub const HYPERPARAMETERS: &[HyperparameterSpec] = &[
     HyperparameterSpec::unset("max_delta_step", Kind::NON_NEGATIVE),
     HyperparameterSpec::optional("max_depth", Kind::at_least(0), "6"),
     HyperparameterSpec::optional("max_leaves", Kind::at_least(0), "0"),
+    HyperparameterSpec::optional(
+        "normalize_type",
+        Kind::Categorical(&["tree", "forest"]),
+        "tree",
+    ),
+    HyperparameterSpec::optional("one_drop", Kind::Integer { min: 0, max: 1 }, "0"),
+    HyperparameterSpec::optional("rate_drop", Kind::closed(0.0, 1.0), "0"),
+    HyperparameterSpec::optional(
+        "sample_type",
+        Kind::Categorical(&["uniform", "weighted"]),
+        "uniform",
+    ),
+    HyperparameterSpec::optional("skip_drop", Kind::closed(0.0, 1.0), "0"),
     HyperparameterSpec::optional("min_child_weight", Kind::NON_NEGATIVE, "1"),
     HyperparameterSpec::unset("monotone_constraints", Kind::Text),
     HyperparameterSpec::unset("nthread", Kind::at_least(1)),
@@ -124,6 +137,22 @@ pub const HYPERPARAMETERS: &[HyperparameterSpec] = &[
     HyperparameterSpec::optional("verbosity", Kind::Integer { min: 0, max: 3 }, "1"),
 ];
 
+/// `booster=dart`: dropout of existing trees each round (Rashmi & Gilad-Bachrach, "DART: Dropouts meet Multiple
+/// Additive Regression Trees", 2015), with xgboost's selection and normalisation rules.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DartParams {
+    /// Probability of dropping each tree (`rate_drop`).
+    pub rate_drop: f64,
+    /// Probability of skipping dropout for a round altogether (`skip_drop`).
+    pub skip_drop: f64,
+    /// Drop at least one tree when dropout selected none (`one_drop=1`).
+    pub one_drop: bool,
+    /// `sample_type=weighted`: a tree is dropped with probability proportional to its weight.
+    pub weighted: bool,
+    /// `normalize_type=forest`: new trees weigh as much as all dropped trees together, rather than as one of them.
+    pub forest: bool,
+}
+
 /// How trees grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrowPolicy {
@@ -167,6 +196,12 @@ pub struct TrainParams {
     pub verbosity: u8,
     /// `booster=gblinear`: a linear model by coordinate descent instead of trees.
     pub linear: bool,
+    /// `booster=dart`.
+    pub dart: Option<DartParams>,
+    /// `sampling_method=gradient_based`: rows are kept with probability proportional to sqrt(g² + λh²) (capped at
+    /// 1, `subsample` of them expected) and their gradients scaled by the inverse probability, as xgboost's GPU
+    /// sampler does; xgboost itself offers it only on GPUs, tern on the CPU too.
+    pub gradient_based: bool,
 }
 
 fn conflict(names: &str, message: impl Into<String>) -> HyperparameterError {
@@ -264,22 +299,20 @@ impl TrainParams {
             }
             1
         };
-        let linear = match hp.word("booster").as_deref() {
-            Some("gblinear") => true,
-            Some("dart") => {
-                return Err(invalid(
-                    "booster",
-                    "dart",
-                    "gbtree or gblinear (dart is not implemented in tern yet)",
-                ))
-            }
-            _ => false,
-        };
-        if hp.word("sampling_method").as_deref() == Some("gradient_based") {
-            return Err(invalid(
-                "sampling_method",
-                "gradient_based",
-                "uniform (xgboost supports gradient_based only with GPU hist)",
+        let booster = hp.word("booster").unwrap_or_else(|| "gbtree".into());
+        let linear = booster == "gblinear";
+        let dart = (booster == "dart").then(|| DartParams {
+            rate_drop: hp.float("rate_drop").unwrap_or(0.0),
+            skip_drop: hp.float("skip_drop").unwrap_or(0.0),
+            one_drop: hp.integer("one_drop") == Some(1),
+            weighted: hp.word("sample_type").as_deref() == Some("weighted"),
+            forest: hp.word("normalize_type").as_deref() == Some("forest"),
+        });
+        let gradient_based = hp.word("sampling_method").as_deref() == Some("gradient_based");
+        if gradient_based && linear {
+            return Err(conflict(
+                "sampling_method, booster",
+                "sampling_method=gradient_based samples rows for trees; booster=gblinear grows none",
             ));
         }
         let tree_method = hp.word("tree_method").unwrap_or_else(|| "auto".into());
@@ -391,6 +424,8 @@ impl TrainParams {
             nthread: hp.usize("nthread"),
             verbosity: hp.integer("verbosity").unwrap_or(1) as u8,
             linear,
+            dart,
+            gradient_based,
         })
     }
 }
