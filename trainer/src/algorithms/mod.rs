@@ -5,7 +5,6 @@ pub mod knn;
 pub mod linear_learner;
 pub mod pca;
 pub mod rcf;
-pub mod rcf;
 pub mod xgboost;
 
 use crate::{Algorithm, TrainError};
@@ -17,7 +16,6 @@ pub fn all() -> &'static [&'static dyn Algorithm] {
         &xgboost::XGBoost,
         &kmeans::KMeans,
         &pca::Pca,
-        &rcf::RandomCutForest,
         &rcf::RandomCutForest,
         &knn::Knn,
     ]
