@@ -1,0 +1,202 @@
+//! tern packages in the browser, in Node and in WASI hosts.
+//!
+//! The crate is a thin shell over [`tern_runtime::Package`]: on `wasm32-unknown-unknown` it exports a wasm-bindgen
+//! API (the npm package `scripts/build-wasm.sh` writes to `runtime-wasm/pkg/`), and its `tern-wasi` binary answers
+//! one request on stdin for WASI hosts. Everything the bindings do is a plain function here, tested natively.
+//!
+//! ```js
+//! import init, { Model } from "./pkg/web/tern_wasm.js";
+//! await init();
+//! const model = await Model.load("models/breast_cancer/"); // a package folder URL, a .tar URL, or bytes
+//! model.predictCsv("17.99,10.38,…\n");                      // {predictions: [{score, predicted_label}]}
+//! model.backend;                                          // "wasm"
+//! ```
+//!
+//! Backends: this build runs every graph on tract compiled to wasm (`"wasm"`). A load that asks for `"webgpu"`
+//! falls back to it and says why in `fallbackReason`.
+
+pub mod archive;
+pub mod wasi;
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+mod bindings;
+
+use serde_json::{json, Value};
+use tern_formats::recordio::RecordIoWriter;
+use tern_formats::Record;
+use tern_runtime::{OutputValues, Outputs, Package, RuntimeError};
+
+/// What the browser API can fail with; at the JS boundary each becomes an exception carrying this message.
+#[derive(Debug, thiserror::Error)]
+pub enum WasmError {
+    /// Loading, verifying or running the package failed (runtime-core's message, naming file, record and field).
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// A package archive could not be read.
+    #[error("{source_name}: byte offset {offset}: {message}")]
+    Archive {
+        source_name: String,
+        offset: usize,
+        message: String,
+    },
+    /// A package source (URL, bytes, options) is not one the loader takes, or fetching it failed.
+    #[error("{source_name}: {message}")]
+    Source {
+        source_name: String,
+        message: String,
+    },
+    /// An argument of an API call is outside its contract.
+    #[error("{argument}: {message}")]
+    Argument {
+        argument: &'static str,
+        message: String,
+    },
+}
+
+/// The backend a model runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// tract on the wasm CPU.
+    Wasm,
+}
+
+impl Backend {
+    /// The name `model.backend` reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Wasm => "wasm",
+        }
+    }
+}
+
+/// The backend a load asked for and the one it got, with the reason when they differ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendChoice {
+    pub backend: Backend,
+    pub fallback_reason: Option<String>,
+}
+
+/// Resolves a requested backend: `"auto"` (or empty) and `"wasm"` run on the wasm CPU; `"webgpu"` falls back to it
+/// (this build has no WebGPU backend) with the reason. Anything else is an [`WasmError::Argument`].
+pub fn choose_backend(requested: &str) -> Result<BackendChoice, WasmError> {
+    match requested {
+        "" | "auto" | "wasm" => Ok(BackendChoice {
+            backend: Backend::Wasm,
+            fallback_reason: None,
+        }),
+        "webgpu" => Ok(BackendChoice {
+            backend: Backend::Wasm,
+            fallback_reason: Some(
+                "this build of tern-wasm has no WebGPU backend; the graph runs on the wasm CPU backend (tract)"
+                    .to_string(),
+            ),
+        }),
+        other => Err(WasmError::Argument {
+            argument: "options.backend",
+            message: format!("expected \"auto\", \"wasm\" or \"webgpu\", found {other:?}"),
+        }),
+    }
+}
+
+/// Loads a package from a tar archive's bytes (see [`archive::read_package`]).
+pub fn package_from_archive(bytes: &[u8], source: &str) -> Result<Package, WasmError> {
+    let files = archive::read_package(bytes, source)?;
+    Ok(Package::from_bytes(&files.manifest, &files.graph)?)
+}
+
+/// Predicts `rows` rows of `features` (row-major, `feature_dim` values per row) and returns the SageMaker JSON
+/// response the native runtime gives for the same rows (`{"predictions":[…]}`).
+///
+/// The rows go through runtime-core's `/invocations` path as an `application/x-recordio-protobuf` request of dense
+/// float32 records (bit-exact, NaN kept as missing), or as `text/csv` when the manifest does not accept RecordIO.
+pub fn predict_features(
+    package: &Package,
+    features: &[f32],
+    rows: usize,
+) -> Result<Value, WasmError> {
+    check_features(package, features, rows)?;
+    let dim = package.manifest().feature_dim;
+    let accepts = &package.manifest().accepts;
+    let recordio = accepts.is_empty()
+        || accepts
+            .iter()
+            .any(|a| a.starts_with("application/x-recordio-protobuf"));
+    let row_values = |row: usize| &features[row * dim..(row + 1) * dim];
+    if recordio {
+        let mut writer = RecordIoWriter::new(Vec::with_capacity(features.len() * 6 + rows * 24));
+        for row in 0..rows {
+            writer
+                .write_record(&Record::dense(None, row_values(row).to_vec()))
+                .map_err(RuntimeError::Request)?;
+        }
+        let body = writer.into_inner().map_err(RuntimeError::Request)?;
+        predict_request(package, &body, "application/x-recordio-protobuf")
+    } else {
+        let mut body = String::with_capacity(features.len() * 10);
+        for row in 0..rows {
+            for (i, value) in row_values(row).iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                if !value.is_nan() {
+                    body.push_str(&value.to_string());
+                }
+            }
+            body.push('\n');
+        }
+        predict_request(package, body.as_bytes(), "text/csv")
+    }
+}
+
+/// Answers a request body of `content_type` with the SageMaker JSON response (as `POST /invocations` with
+/// `Accept: application/json`).
+pub fn predict_request(
+    package: &Package,
+    body: &[u8],
+    content_type: &str,
+) -> Result<Value, WasmError> {
+    let (response, _) = package.invoke(body, content_type, "application/json")?;
+    parse_response(&response)
+}
+
+fn parse_response(body: &[u8]) -> Result<Value, WasmError> {
+    serde_json::from_slice(body).map_err(|e| {
+        WasmError::Runtime(RuntimeError::Output {
+            output: "response".to_string(),
+            message: format!("the JSON response does not parse: {e}"),
+        })
+    })
+}
+
+/// Every graph output as `{"outputs":[{"name","shape","values"}]}` (NaN as `null`): the conformance runners'
+/// contract (runtime-core's `run_package` example).
+pub fn outputs_json(outputs: &Outputs) -> Value {
+    let outputs: Vec<Value> = outputs
+        .outputs
+        .iter()
+        .map(|output| {
+            let values = match &output.values {
+                OutputValues::F32(values) => json!(values),
+                OutputValues::I64(values) => json!(values),
+            };
+            json!({"name": output.name, "shape": output.shape, "values": values})
+        })
+        .collect();
+    json!({ "outputs": outputs })
+}
+
+/// Checks that `features` holds `rows` whole rows for `package`.
+pub fn check_features(package: &Package, features: &[f32], rows: usize) -> Result<(), WasmError> {
+    let dim = package.manifest().feature_dim;
+    if rows.checked_mul(dim) != Some(features.len()) {
+        return Err(WasmError::Argument {
+            argument: "features",
+            message: format!(
+                "{} values given for {rows} rows of {dim} features (expected {})",
+                features.len(),
+                rows.saturating_mul(dim)
+            ),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Builds tern's wasm runtime (runtime-wasm, crate tern-wasm) into runtime-wasm/pkg/ (git-ignored):
+#   pkg/web/   ES module for browsers (wasm-bindgen --target web)
+#   pkg/node/  CommonJS module for Node (wasm-bindgen --target nodejs)
+#   pkg/wasi/tern-wasi.wasm   the wasm32-wasip1 stdin/stdout runner for wasmtime and other WASI hosts
+#   pkg/package.json          the npm package (exports: node → node/, browsers → web/; types in .d.ts)
+# Installs what it needs idempotently: the rust targets, wasm-bindgen-cli at the version Cargo.lock pins, and
+# wasm-opt from the npm package binaryen (web/package.json; never Debian's binaryen, whose output breaks in Chromium).
+# Prints each .wasm's raw and gzipped size.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tern-target}"
+pkg=runtime-wasm/pkg
+
+for target in wasm32-unknown-unknown wasm32-wasip1; do
+  rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+done
+
+# wasm-bindgen's CLI must match the wasm-bindgen crate in Cargo.lock exactly.
+version="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)"
+[ -n "$version" ] || { echo "build-wasm: no wasm-bindgen in Cargo.lock"; exit 1; }
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$version" ]; then
+  # --locked first; the CLI's own lockfile can name a yanked crate, then the newest compatible versions are taken.
+  cargo install wasm-bindgen-cli --version "$version" --locked \
+    || cargo install wasm-bindgen-cli --version "$version"
+fi
+
+[ -x web/node_modules/.bin/wasm-opt ] || (cd web && npm ci --no-audit --no-fund)
+wasm_opt=web/node_modules/.bin/wasm-opt
+# The features rustc's wasm32 targets enable by default; wasm-opt must accept them.
+features=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals
+  --enable-reference-types --enable-multivalue)
+
+cargo build --release --target wasm32-unknown-unknown -p tern-wasm --lib
+cargo build --release --target wasm32-wasip1 -p tern-wasm --bin tern-wasi
+
+rm -rf "$pkg.tmp"
+mkdir -p "$pkg.tmp/wasi"
+lib="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/tern_wasm.wasm"
+wasm-bindgen "$lib" --target web --out-dir "$pkg.tmp/web"
+wasm-bindgen "$lib" --target nodejs --out-dir "$pkg.tmp/node"
+for wasm in "$pkg.tmp/web/tern_wasm_bg.wasm" "$pkg.tmp/node/tern_wasm_bg.wasm"; do
+  "$wasm_opt" -O3 "${features[@]}" "$wasm" -o "$wasm.opt"
+  mv "$wasm.opt" "$wasm"
+done
+"$wasm_opt" -O3 "${features[@]}" "$CARGO_TARGET_DIR/wasm32-wasip1/release/tern-wasi.wasm" \
+  -o "$pkg.tmp/wasi/tern-wasi.wasm"
+
+crate_version="$(awk -F'"' '/^version = / { print $2; exit }' Cargo.toml)"
+cat > "$pkg.tmp/package.json" <<EOF
+{
+  "name": "tern-wasm",
+  "version": "$crate_version",
+  "description": "Run tern packages (ONNX graph + manifest) in browsers and Node: SageMaker-shaped predictions on wasm",
+  "license": "Apache-2.0",
+  "type": "module",
+  "main": "./node/tern_wasm.js",
+  "module": "./web/tern_wasm.js",
+  "types": "./web/tern_wasm.d.ts",
+  "exports": {
+    ".": {
+      "types": "./web/tern_wasm.d.ts",
+      "node": "./node/tern_wasm.js",
+      "default": "./web/tern_wasm.js"
+    },
+    "./wasi/tern-wasi.wasm": "./wasi/tern-wasi.wasm"
+  },
+  "files": ["web/", "node/", "wasi/"]
+}
+EOF
+# wasm-bindgen's nodejs output is CommonJS: mark that folder so the package's "type": "module" does not apply.
+echo '{"type": "commonjs"}' > "$pkg.tmp/node/package.json"
+rm -rf "$pkg"
+mv "$pkg.tmp" "$pkg"
+
+echo "runtime-wasm/pkg:"
+for wasm in "$pkg/web/tern_wasm_bg.wasm" "$pkg/node/tern_wasm_bg.wasm" "$pkg/wasi/tern-wasi.wasm"; do
+  raw=$(stat -c %s "$wasm")
+  gz=$(gzip -9 -c "$wasm" | wc -c)
+  awk -v name="${wasm#"$pkg"/}" -v raw="$raw" -v gz="$gz" \
+    'BEGIN { printf "  %-26s %8.1f KiB raw %8.1f KiB gzipped\n", name, raw / 1024, gz / 1024 }'
+done

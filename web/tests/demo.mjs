@@ -1,0 +1,115 @@
+// Drives the demo page in Debian's Chromium (headless, --no-sandbox, a fresh user-data-dir, --enable-unsafe-webgpu)
+// with playwright-core: serves web/ on 127.0.0.1, predicts held-out rows, edited rows and a drawn digit on each
+// backend, and writes what the page computed, for runtime-wasm/tests/browser.rs to compare with the native runtime.
+//
+// usage: node web/tests/demo.mjs <results.json> <screenshot.png>
+// results.json: {"cases":[{"model":"digits"|"cancer","step":…,"backend":…,"features":[…],"response":{…}}],
+//                "webgpu":{"navigator_gpu":bool,"adapter":bool}, "status":[…]}
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, statSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { dirname, extname, join, normalize } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const [resultsPath, screenshotPath] = process.argv.slice(2);
+if (!screenshotPath) {
+  console.error("usage: node web/tests/demo.mjs <results.json> <screenshot.png>");
+  process.exit(2);
+}
+const webRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".wasm": "application/wasm",
+  ".json": "application/json", ".csv": "text/csv", ".onnx": "application/octet-stream" };
+
+/** A static file server for web/ on an ephemeral loopback port. */
+function serve() {
+  const server = createServer((request, response) => {
+    const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
+    let file = join(webRoot, path);
+    try {
+      if (statSync(file).isDirectory()) file = join(file, "index.html");
+      const body = readFileSync(file);
+      response.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" });
+      response.end(body);
+    } catch {
+      response.writeHead(404);
+      response.end();
+    }
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+}
+
+const server = await serve();
+const userDataDir = mkdtempSync(join(tmpdir(), "tern-chromium-"));
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--enable-unsafe-webgpu"],
+  viewport: { width: 1180, height: 1100 },
+});
+const page = context.pages()[0] ?? (await context.newPage());
+const consoleErrors = [];
+page.on("console", (message) => message.type() === "error" && consoleErrors.push(message.text()));
+page.on("pageerror", (error) => consoleErrors.push(error.message));
+
+const cases = [];
+const status = [];
+try {
+  await page.goto(`http://127.0.0.1:${server.address().port}/`);
+  await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: 60000 });
+  const failure = await page.evaluate(() => window.ternDemo.error);
+  if (failure) throw new Error(`the demo failed to start: ${failure}`);
+  const last = (model) => page.evaluate((m) => window.ternDemo.last[m], model);
+  const record = async (model, step) => {
+    const entry = await last(model);
+    cases.push({ model, step, backend: entry.backend, features: entry.features, response: entry.response });
+  };
+
+  for (const backend of ["wasm", "webgpu"]) {
+    await page.check(`input[name=backend][value=${backend}]`);
+    await page.waitForFunction(() => !document.getElementById("backend-status").textContent.includes("loading"));
+    status.push(await page.textContent("#backend-status"));
+    // Held-out rows as they are, then one edited value.
+    const rows = await page.$$eval("#cancer-row option", (options) => options.length);
+    for (let i = 0; i < Math.min(rows, 8); i++) {
+      await page.selectOption("#cancer-row", String(i));
+      await record("cancer", `${backend}: breast-cancer row ${i + 1}`);
+    }
+    await page.fill('#cancer-fields input[data-index="0"]', "27.5");
+    await page.dispatchEvent('#cancer-fields input[data-index="0"]', "change");
+    await record("cancer", `${backend}: row edited (mean radius 27.5)`);
+    // Held-out digit images, then a drawn "7".
+    for (let i = 0; i < 5; i++) {
+      await page.click("#digits-sample");
+      await record("digits", `${backend}: digits test image ${i + 1}`);
+    }
+    await page.click("#digits-clear");
+    const box = await page.locator("#pad").boundingBox();
+    const at = (x, y) => [box.x + x * box.width, box.y + y * box.height];
+    await page.mouse.move(...at(0.25, 0.2));
+    await page.mouse.down();
+    for (const [x, y] of [[0.5, 0.2], [0.75, 0.2], [0.65, 0.45], [0.55, 0.65], [0.48, 0.85]]) {
+      await page.mouse.move(...at(x, y), { steps: 8 });
+    }
+    await page.mouse.up();
+    await page.waitForFunction(() => document.getElementById("digits-meta").textContent.includes("your drawing"));
+    await record("digits", `${backend}: drawn 7`);
+  }
+  await page.screenshot({ path: screenshotPath, fullPage: true });
+  const webgpu = await page.evaluate(async () => {
+    const navigatorGpu = "gpu" in navigator;
+    const adapter = navigatorGpu ? await navigator.gpu.requestAdapter().catch(() => null) : null;
+    return { navigator_gpu: navigatorGpu, adapter: adapter !== null };
+  });
+  writeFileSync(resultsPath, JSON.stringify({ cases, webgpu, status, console_errors: consoleErrors }, null, 1));
+  console.log(`demo.mjs: ${cases.length} predictions recorded; screenshot ${screenshotPath}`);
+} catch (error) {
+  console.error(`demo.mjs: ${error.message}`);
+  if (consoleErrors.length) console.error(`page errors:\n${consoleErrors.join("\n")}`);
+  await page.screenshot({ path: screenshotPath, fullPage: true }).catch(() => {});
+  process.exitCode = 1;
+} finally {
+  await context.close();
+  server.close();
+  rmSync(userDataDir, { recursive: true, force: true });
+}
