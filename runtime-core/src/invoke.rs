@@ -211,7 +211,9 @@ impl Package {
         Ok(parsed)
     }
 
-    fn response_type(&self, accept: &str) -> Result<ResponseType, RuntimeError> {
+    /// The response type for `accept` (see [`Package::invoke`]): the first listed type the package produces, the
+    /// package's default for an empty `Accept` or `*/*`, else [`RuntimeError::UnsupportedContentType`].
+    pub fn response_type(&self, accept: &str) -> Result<ResponseType, RuntimeError> {
         let produces: Vec<ResponseType> = self
             .manifest()
             .produces
@@ -554,5 +556,69 @@ impl<W: Write> Encoder<W> {
             }
         }
         Ok(())
+    }
+}
+
+/// A request decoded into dense rows ([`Package::decode_request`]), ready to run alone or merged with other requests'
+/// rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedRequest {
+    /// `rows` rows of `feature_dim` values, row-major.
+    pub features: Vec<f32>,
+    pub rows: usize,
+    /// The response type negotiated from the request's `Accept`.
+    pub response_type: ResponseType,
+}
+
+impl Package {
+    /// The first half of [`Package::invoke`]: checks `content_type` and `accept` and decodes every record of `body`
+    /// into a dense row, with the same checks and errors, in the same order, as `invoke`. Together with
+    /// [`Package::run`] and [`Package::encode_response`] it lets a server run several requests as one batch:
+    /// a row's prediction does not depend on the other rows of its batch.
+    pub fn decode_request(
+        &self,
+        body: &[u8],
+        content_type: &str,
+        accept: &str,
+    ) -> Result<DecodedRequest, RuntimeError> {
+        let request_type = self.request_type(content_type)?;
+        let response_type = self.response_type(accept)?;
+        let records = tern_formats::open_reader(&request_type, body, REQUEST)?;
+        let mut features = Vec::new();
+        let mut rows = 0usize;
+        for record in records {
+            let record = record?;
+            rows += 1;
+            self.append_row(&record, rows as u64, &mut features)?;
+        }
+        Ok(DecodedRequest {
+            features,
+            rows,
+            response_type,
+        })
+    }
+
+    /// The second half of [`Package::invoke`]: the response body for rows `rows` of `outputs` (from
+    /// [`Package::run`]) in `response_type`, byte for byte what `invoke` answers for a request holding exactly those
+    /// rows. Errors: [`RuntimeError::Output`] when `outputs` lacks what the manifest's response shape names,
+    /// [`RuntimeError::Run`] when `rows` reaches past `outputs.rows`.
+    pub fn encode_response(
+        &self,
+        outputs: &Outputs,
+        rows: std::ops::Range<usize>,
+        response_type: ResponseType,
+    ) -> Result<Vec<u8>, RuntimeError> {
+        if rows.end > outputs.rows {
+            return Err(RuntimeError::Run {
+                message: format!("rows {rows:?} asked of a run over {} rows", outputs.rows),
+            });
+        }
+        let mut body = Vec::new();
+        let mut encoder = Encoder::new(response_type, self.json_key(), &mut body);
+        for row in rows {
+            encoder.write(self.row_prediction(outputs, row)?)?;
+        }
+        encoder.finish()?;
+        Ok(body)
     }
 }

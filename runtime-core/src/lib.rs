@@ -18,6 +18,6 @@ pub mod ops;
 pub mod package;
 
 pub use error::RuntimeError;
-pub use invoke::ResponseType;
+pub use invoke::{DecodedRequest, ResponseType};
 pub use manifest::{Manifest, Precision, ResponseShape, TensorSpec, Tolerance};
 pub use package::{Output, OutputValues, Outputs, Package, BATCH_ROWS};

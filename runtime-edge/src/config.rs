@@ -1,8 +1,9 @@
 //! What `tern serve` serves and how: production variants (each a package or a pipeline of packages), the port,
-//! payload limit, authentication, default response type .
+//! payload limit, authentication, default response type, micro-batching.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::error::EdgeError;
 
@@ -56,6 +57,29 @@ pub struct ServeConfig {
     pub default_accept: Option<String>,
     /// Seeds the weighted variant choice, so a run's traffic split is reproducible.
     pub seed: u64,
+    /// Merges concurrent requests to one variant into one package run; `None` runs every request alone.
+    pub batching: Option<BatchConfig>,
+}
+
+/// Micro-batching: requests to the same variant that arrive together are decoded, merged into one run of at most
+/// `max_batch_rows` rows, and split back into one response each, byte for byte what each would get alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// The most rows one merged run takes (> 1); a request is never split, so one with more rows runs alone.
+    pub max_batch_rows: usize,
+    /// How long a batch waits, from its first request, for more requests; zero merges only the requests already
+    /// queued (those that arrived while every worker was busy).
+    pub max_wait: Duration,
+}
+
+impl Default for BatchConfig {
+    /// 64 rows, no waiting: merging happens only under load, so a lone request is never delayed.
+    fn default() -> Self {
+        BatchConfig {
+            max_batch_rows: 64,
+            max_wait: Duration::ZERO,
+        }
+    }
 }
 
 impl ServeConfig {
@@ -69,6 +93,7 @@ impl ServeConfig {
             bearer_token: None,
             default_accept: None,
             seed: 0,
+            batching: None,
         }
     }
 
@@ -120,6 +145,17 @@ impl ServeConfig {
         if self.max_payload_bytes == 0 {
             return error("max_payload_bytes".into(), "expected a limit > 0".into());
         }
+        if let Some(batching) = &self.batching {
+            if batching.max_batch_rows < 2 {
+                return error(
+                    "batching.max_batch_rows".into(),
+                    format!(
+                        "expected at least 2 rows (found {}); disable batching instead",
+                        batching.max_batch_rows
+                    ),
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -169,6 +205,15 @@ mod tests {
         assert_eq!(field(vec![variant("A", f64::NAN)]), "variants[0].weight");
         assert_eq!(field(vec![variant("A", 0.0)]), "variants[].weight");
         assert_eq!(field(vec![variant(" ", 1.0)]), "variants[0].name");
+        let mut batched = ServeConfig::new(vec![variant("A", 1.0)]);
+        batched.batching = Some(BatchConfig {
+            max_batch_rows: 1,
+            max_wait: Duration::ZERO,
+        });
+        assert!(matches!(
+            batched.validate(),
+            Err(EdgeError::Config { field, .. }) if field == "batching.max_batch_rows"
+        ));
         let mut empty = variant("A", 1.0);
         empty.packages.clear();
         assert_eq!(field(vec![empty]), "variants[0].packages");

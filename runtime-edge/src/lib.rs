@@ -14,6 +14,7 @@
 //! # }
 //! ```
 
+pub mod batching;
 pub mod config;
 pub mod error;
 pub mod metrics;
@@ -28,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use tern_runtime::Package;
 use tokio::net::TcpListener;
 
-pub use config::{ServeConfig, VariantConfig};
+pub use config::{BatchConfig, ServeConfig, VariantConfig};
 pub use error::EdgeError;
 pub use pipeline::Pipeline;
 pub use routes::{router, EdgeState};

@@ -1,5 +1,6 @@
 //! `/metrics` in the Prometheus text exposition format (version 0.0.4): invocations by variant and status code, a
-//! latency histogram per variant, and requests in flight.
+//! latency histogram per variant, requests in flight, and, with micro-batching, batches executed and histograms of
+//! their size in rows and in requests per variant.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -12,6 +13,14 @@ pub const LATENCY_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
+/// Upper bounds of the batch-size histograms' buckets (rows, and requests, per executed batch); `+Inf` follows.
+pub const BATCH_SIZE_BUCKETS: [f64; 11] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
+
+// Batch-size histograms share the latency histogram's bucket array.
+const _: () = assert!(BATCH_SIZE_BUCKETS.len() <= LATENCY_BUCKETS.len());
+
 /// The variant label of requests answered before a variant was chosen (not ready, unknown target variant).
 pub const NO_VARIANT: &str = "";
 
@@ -23,11 +32,50 @@ struct Histogram {
     count: u64,
 }
 
+impl Histogram {
+    fn observe(&mut self, bounds: &[f64], value: f64) {
+        let bucket = bounds
+            .iter()
+            .position(|&bound| value <= bound)
+            .unwrap_or(bounds.len());
+        self.counts[bucket] += 1;
+        self.sum += value;
+        self.count += 1;
+    }
+
+    /// Writes the `_bucket` (cumulative), `_sum` and `_count` series of `name` for `variant`.
+    fn render(&self, out: &mut String, name: &str, bounds: &[f64], variant: &str) {
+        let mut cumulative = 0;
+        for (i, bound) in bounds.iter().enumerate() {
+            cumulative += self.counts[i];
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{variant=\"{variant}\",le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{variant=\"{variant}\",le=\"+Inf\"}} {}\n\
+             {name}_sum{{variant=\"{variant}\"}} {}\n\
+             {name}_count{{variant=\"{variant}\"}} {}",
+            self.count, self.sum, self.count
+        );
+    }
+}
+
+/// One variant's micro-batching figures.
+#[derive(Debug, Default, Clone)]
+struct Batches {
+    rows: Histogram,
+    requests: Histogram,
+}
+
 #[derive(Debug, Default)]
 struct Tables {
     /// (variant, status code) → invocations.
     invocations: BTreeMap<(String, u16), u64>,
     latency: BTreeMap<String, Histogram>,
+    batches: BTreeMap<String, Batches>,
 }
 
 /// The endpoint's counters; shared by every request.
@@ -62,14 +110,21 @@ impl Metrics {
             .invocations
             .entry((variant.to_string(), status))
             .or_default() += 1;
-        let histogram = tables.latency.entry(variant.to_string()).or_default();
-        let bucket = LATENCY_BUCKETS
-            .iter()
-            .position(|&bound| seconds <= bound)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        histogram.counts[bucket] += 1;
-        histogram.sum += seconds;
-        histogram.count += 1;
+        tables
+            .latency
+            .entry(variant.to_string())
+            .or_default()
+            .observe(&LATENCY_BUCKETS, seconds);
+    }
+
+    /// Records one executed micro-batch of `variant`: `requests` requests merged into one run of `rows` rows.
+    pub fn record_batch(&self, variant: &str, requests: usize, rows: usize) {
+        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let batches = tables.batches.entry(variant.to_string()).or_default();
+        batches.rows.observe(&BATCH_SIZE_BUCKETS, rows as f64);
+        batches
+            .requests
+            .observe(&BATCH_SIZE_BUCKETS, requests as f64);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -94,21 +149,52 @@ impl Metrics {
              # TYPE tern_invocation_duration_seconds histogram"
         );
         for (variant, histogram) in &tables.latency {
-            let variant = escape(variant);
-            let mut cumulative = 0;
-            for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-                cumulative += histogram.counts[i];
-                let _ = writeln!(
-                    out,
-                    "tern_invocation_duration_seconds_bucket{{variant=\"{variant}\",le=\"{bound}\"}} {cumulative}"
-                );
-            }
+            histogram.render(
+                &mut out,
+                "tern_invocation_duration_seconds",
+                &LATENCY_BUCKETS,
+                &escape(variant),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tern_batches_total Micro-batches executed (each one run of the variant's packages), by production variant.\n\
+             # TYPE tern_batches_total counter"
+        );
+        for (variant, batches) in &tables.batches {
             let _ = writeln!(
                 out,
-                "tern_invocation_duration_seconds_bucket{{variant=\"{variant}\",le=\"+Inf\"}} {}\n\
-                 tern_invocation_duration_seconds_sum{{variant=\"{variant}\"}} {}\n\
-                 tern_invocation_duration_seconds_count{{variant=\"{variant}\"}} {}",
-                histogram.count, histogram.sum, histogram.count
+                "tern_batches_total{{variant=\"{}\"}} {}",
+                escape(variant),
+                batches.rows.count
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tern_batch_size_rows Rows per executed micro-batch, by production variant.\n\
+             # TYPE tern_batch_size_rows histogram"
+        );
+        for (variant, batches) in &tables.batches {
+            let variant = escape(variant);
+            batches.rows.render(
+                &mut out,
+                "tern_batch_size_rows",
+                &BATCH_SIZE_BUCKETS,
+                &variant,
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tern_batch_size_requests Requests merged into each executed micro-batch, by production variant.\n\
+             # TYPE tern_batch_size_requests histogram"
+        );
+        for (variant, batches) in &tables.batches {
+            let variant = escape(variant);
+            batches.requests.render(
+                &mut out,
+                "tern_batch_size_requests",
+                &BATCH_SIZE_BUCKETS,
+                &variant,
             );
         }
         let _ = writeln!(
@@ -163,5 +249,37 @@ mod tests {
         assert!(metrics.render().contains("tern_invocations_in_flight 1\n"));
         drop(guard);
         assert!(metrics.render().contains("tern_invocations_in_flight 0\n"));
+    }
+
+    #[test]
+    fn batches_are_counted_with_their_rows_and_requests() {
+        let metrics = Metrics::default();
+        metrics.record_batch("a", 3, 5);
+        metrics.record_batch("a", 1, 1);
+        let text = metrics.render();
+        assert!(
+            text.contains("tern_batches_total{variant=\"a\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tern_batch_size_rows_bucket{variant=\"a\",le=\"4\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tern_batch_size_rows_bucket{variant=\"a\",le=\"8\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tern_batch_size_rows_sum{variant=\"a\"} 6\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tern_batch_size_requests_bucket{variant=\"a\",le=\"2\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tern_batch_size_requests_count{variant=\"a\"} 2\n"),
+            "{text}"
+        );
     }
 }

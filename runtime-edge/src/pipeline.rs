@@ -1,7 +1,9 @@
 //! An inference pipeline: packages chained so that package `i`'s response is package `i + 1`'s request, served as
 //! one model (a single package is a pipeline of one).
 
-use tern_runtime::{Package, RuntimeError};
+use std::ops::Range;
+
+use tern_runtime::{DecodedRequest, Outputs, Package, ResponseType, RuntimeError};
 
 /// Packages in order, with the content type each hands to the next.
 #[derive(Debug, Clone)]
@@ -73,5 +75,50 @@ impl Pipeline {
             current = Some(package.invoke(step_body, step_type, step_accept)?);
         }
         Ok(current.expect("a pipeline has at least one package"))
+    }
+
+    /// The first step of [`Pipeline::invoke`] split for micro-batching: decodes `body` for the first package and
+    /// negotiates `accept` with the last, with `invoke`'s checks and errors.
+    pub fn decode(
+        &self,
+        body: &[u8],
+        content_type: &str,
+        accept: &str,
+    ) -> Result<DecodedRequest, RuntimeError> {
+        let last = self.packages.len() - 1;
+        if last == 0 {
+            return self.packages[0].decode_request(body, content_type, accept);
+        }
+        let mut decoded = self.packages[0].decode_request(body, content_type, &self.handoff[0])?;
+        decoded.response_type = self.packages[last].response_type(accept)?;
+        Ok(decoded)
+    }
+
+    /// Runs `rows` decoded rows (one request's or several merged) through every package, handing each package's
+    /// response to the next in the hand-off content type as [`Pipeline::invoke`] does; returns the last package's
+    /// outputs.
+    pub fn run(&self, features: &[f32], rows: usize) -> Result<Outputs, RuntimeError> {
+        let mut outputs = self.packages[0].run(features, rows)?;
+        for (i, package) in self.packages.iter().enumerate().skip(1) {
+            let mime = &self.handoff[i - 1];
+            let from = &self.packages[i - 1];
+            let handoff = from.encode_response(&outputs, 0..rows, from.response_type(mime)?)?;
+            let next = package.decode_request(&handoff, mime, mime)?;
+            outputs = package.run(&next.features, next.rows)?;
+        }
+        Ok(outputs)
+    }
+
+    /// The response for rows `rows` of `outputs` (from [`Pipeline::run`]) as `response_type`, with its content type:
+    /// byte for byte what [`Pipeline::invoke`] answers for a request holding exactly those rows.
+    pub fn encode(
+        &self,
+        outputs: &Outputs,
+        rows: Range<usize>,
+        response_type: ResponseType,
+    ) -> Result<(Vec<u8>, String), RuntimeError> {
+        let last = &self.packages[self.packages.len() - 1];
+        let body = last.encode_response(outputs, rows, response_type)?;
+        Ok((body, response_type.mime().to_string()))
     }
 }

@@ -8,6 +8,7 @@
 //! | `GET /execution-parameters` | `{"MaxConcurrentTransforms":…,"BatchStrategy":"MULTI_RECORD","MaxPayloadInMB":…}` |
 //! | `GET /metrics` | Prometheus text (see [`crate::metrics`]) |
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -22,7 +23,8 @@ use axum::Router;
 use http_body_util::BodyExt;
 use tern_runtime::RuntimeError;
 
-use crate::config::ServeConfig;
+use crate::batching::Batcher;
+use crate::config::{BatchConfig, ServeConfig};
 use crate::metrics::{Metrics, NO_VARIANT};
 use crate::variants::{Variant, Variants};
 
@@ -37,8 +39,11 @@ pub struct EdgeState {
     max_payload_bytes: usize,
     bearer_token: Option<String>,
     default_accept: Option<String>,
+    batching: Option<BatchConfig>,
     variants: OnceLock<Variants>,
-    metrics: Metrics,
+    /// Variant name → its micro-batcher, when batching is on.
+    batchers: OnceLock<BTreeMap<String, Batcher>>,
+    metrics: Arc<Metrics>,
 }
 
 impl EdgeState {
@@ -48,13 +53,36 @@ impl EdgeState {
             max_payload_bytes: config.max_payload_bytes,
             bearer_token: config.bearer_token.clone(),
             default_accept: config.default_accept.clone(),
+            batching: config.batching,
             variants: OnceLock::new(),
-            metrics: Metrics::default(),
+            batchers: OnceLock::new(),
+            metrics: Arc::default(),
         })
     }
 
-    /// Makes the endpoint ready with `variants`; `false` (and `variants` dropped) when it already was.
+    /// Makes the endpoint ready with `variants`, starting each variant's micro-batcher when batching is configured
+    /// (on the current tokio runtime; outside one, requests run unbatched). `false` (and `variants` dropped) when
+    /// it already was ready.
     pub fn install(&self, variants: Variants) -> bool {
+        if self.variants.get().is_some() {
+            return false;
+        }
+        if let (Some(config), Ok(_)) = (self.batching, tokio::runtime::Handle::try_current()) {
+            let batchers = variants
+                .all()
+                .iter()
+                .map(|variant| {
+                    let batcher = Batcher::start(
+                        variant.name.clone(),
+                        variant.pipeline.clone(),
+                        config,
+                        self.metrics.clone(),
+                    );
+                    (variant.name.clone(), batcher)
+                })
+                .collect();
+            let _ = self.batchers.set(batchers);
+        }
         self.variants.set(variants).is_ok()
     }
 
@@ -259,25 +287,44 @@ async fn invoke(
     };
     let pipeline = variant.pipeline.clone();
     let content_type = content_type.to_string();
-    let result =
-        tokio::task::spawn_blocking(move || pipeline.invoke(&bytes, &content_type, &accept))
+    let task_failed = |e: tokio::task::JoinError| {
+        Failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the prediction task failed: {e}"),
+        )
+    };
+    let batcher = state
+        .batchers
+        .get()
+        .and_then(|batchers| batchers.get(&variant.name));
+    let result = match batcher {
+        None => {
+            tokio::task::spawn_blocking(move || pipeline.invoke(&bytes, &content_type, &accept))
+                .await
+                .map_err(task_failed)?
+                .map_err(|error| failure_for(&error))
+        }
+        Some(batcher) => {
+            let decoded = tokio::task::spawn_blocking(move || {
+                pipeline.decode(&bytes, &content_type, &accept)
+            })
             .await
-            .map_err(|e| {
-                Failure(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("the prediction task failed: {e}"),
-                )
-            })?;
-    match result {
-        Ok((body, mime)) => Ok(([(CONTENT_TYPE, mime)], body).into_response()),
-        Err(error) => Err(failure_for(error)),
-    }
+            .map_err(task_failed)?
+            .map_err(|error| failure_for(&error))?;
+            batcher
+                .submit(decoded, &variant.pipeline)
+                .await
+                .map_err(|error| failure_for(&error))
+        }
+    };
+    let (body, mime) = result?;
+    Ok(([(CONTENT_TYPE, mime)], body).into_response())
 }
 
 /// The status SageMaker clients expect for a runtime error: 415 for content types, 400 for the request's own
 /// faults, 500 for the package's.
-fn failure_for(error: RuntimeError) -> Failure {
-    let status = match &error {
+fn failure_for(error: &RuntimeError) -> Failure {
+    let status = match error {
         RuntimeError::UnsupportedContentType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         RuntimeError::Request(_) | RuntimeError::Record { .. } => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
