@@ -12,6 +12,8 @@ start=$(date +%s)
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
 bash scripts/setup-python.sh
 bash scripts/setup-cross.sh          # aarch64 column of the conformance suite: cross linker, qemu-user, rust target
+bash scripts/setup-gpu.sh            # Vulkan loader + Mesa lavapipe: the trainer's wgpu kernels run without a GPU
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 .venv/bin/python tests/python/export_datasets.py tests/data/generated >/dev/null
 
@@ -23,6 +25,11 @@ log="$(mktemp)"
 set +e
 cargo test --release --workspace "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+if [ "$#" -eq 0 ]; then
+  # The trainer's GPU kernels (feature `gpu`, off in the workspace build) against the CPU, on lavapipe.
+  cargo test --release -p tern-trainer --features gpu --lib gpu:: 2>&1 | tee -a "$log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+fi
 set -e
 passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')

@@ -60,6 +60,9 @@ enum Command {
         #[arg(long, short)]
         output: PathBuf,
     },
+    /// Choose hyperparameters. `--elbow`: train K-Means once per k on --train and report the within-cluster sum of
+    /// squared errors (SSE) against k, as a table and an SVG plot (the elbow method).
+    Tune(TuneArgs),
     /// List the algorithms and their hyperparameters (SageMaker's names, kinds and defaults).
     Algorithms {
         /// Show only this algorithm.
@@ -107,6 +110,10 @@ struct TrainArgs {
     /// Skip the learning-curve, ROC and PR plots.
     #[arg(long)]
     no_plots: bool,
+    /// cpu, or gpu for the wgpu kernels (K-Means' assignment step; needs a build with `--features
+    /// tern-trainer/gpu` and a Vulkan/Metal/DX12 adapter). Not a SageMaker hyperparameter.
+    #[arg(long, env = "TERN_DEVICE", default_value = "cpu")]
+    device: tern_trainer::Device,
 }
 
 #[derive(Args)]
@@ -195,6 +202,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => train(args),
+        Command::Tune(args) => tune(args),
         Command::Evaluate(args) => evaluate(args),
         Command::Compile(args) => compile(args),
         Command::Inspect { package } => inspect(&package),
@@ -232,6 +240,41 @@ fn parse_content_type(text: Option<&str>) -> Result<Option<ContentType>> {
     text.map(ContentType::parse).transpose().map_err(Into::into)
 }
 
+#[derive(Args)]
+struct TuneArgs {
+    /// The elbow method for K-Means (the tuning tern runs locally).
+    #[arg(long, required = true)]
+    elbow: bool,
+    /// The train channel: a file or a folder of files.
+    #[arg(long)]
+    train: PathBuf,
+    #[arg(long)]
+    content_type: Option<String>,
+    /// The values of k to train, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "2,3,4,5,6,7,8,9,10")]
+    k: Vec<usize>,
+    /// Other K-Means hyperparameters, NAME=VALUE (repeatable); feature_dim defaults to the data's width.
+    #[arg(long = "hp", value_name = "NAME=VALUE")]
+    hyperparameters: Vec<String>,
+    /// Where to write the SSE-against-k plot (.svg).
+    #[arg(long, default_value = "elbow.svg")]
+    plot: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `--hp NAME=VALUE` pairs into `raw` (later pairs win).
+fn insert_pairs(pairs: &[String], raw: &mut BTreeMap<String, String>) -> Result<()> {
+    for pair in pairs {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--hp {pair:?}: expected NAME=VALUE, e.g. --hp epochs=15"))?;
+        raw.insert(name.trim().to_string(), value.trim().to_string());
+    }
+    Ok(())
+}
+
 fn raw_hyperparameters(args: &TrainArgs) -> Result<BTreeMap<String, String>> {
     let mut raw = BTreeMap::new();
     if let Some(path) = &args.hyperparameters_file {
@@ -250,13 +293,58 @@ fn raw_hyperparameters(args: &TrainArgs) -> Result<BTreeMap<String, String>> {
             raw.insert(name.clone(), text);
         }
     }
-    for pair in &args.hyperparameters {
-        let (name, value) = pair
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--hp {pair:?}: expected NAME=VALUE, e.g. --hp epochs=15"))?;
-        raw.insert(name.trim().to_string(), value.trim().to_string());
-    }
+    insert_pairs(&args.hyperparameters, &mut raw)?;
     Ok(raw)
+}
+
+fn tune(args: TuneArgs) -> Result<()> {
+    let algorithm = algorithms::find("kmeans")?;
+    let channel = Channel::from_path(
+        "train",
+        &args.train,
+        parse_content_type(args.content_type.as_deref())?,
+    )?;
+    let mut raw = BTreeMap::new();
+    insert_pairs(&args.hyperparameters, &mut raw)?;
+    if !raw.contains_key("feature_dim") {
+        let width = channel.load(None)?.n_features();
+        raw.insert("feature_dim".to_string(), width.to_string());
+    }
+    let first = args
+        .k
+        .first()
+        .ok_or_else(|| anyhow!("--k: give one or more values of k"))?;
+    // Every run sets its own k; the table check needs one.
+    raw.insert("k".to_string(), first.to_string());
+    let hyperparameters = algorithm.parse_hyperparameters(&raw)?;
+    let points = algorithms::kmeans::elbow(&channel, &args.k, &hyperparameters)?;
+    algorithms::kmeans::plot_elbow(&points, &args.plot)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        let rows: Vec<_> = points
+            .iter()
+            .map(|&(k, sse)| serde_json::json!({"k": k, "sse": sse}))
+            .collect();
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"elbow": rows, "plot": args.plot}))?
+        )?;
+        return Ok(());
+    }
+    writeln!(out, "{:>6} {:>16} {:>10}", "k", "SSE", "change")?;
+    let mut previous: Option<f64> = None;
+    for &(k, sse) in &points {
+        let change = previous
+            .filter(|&p| p > 0.0)
+            .map(|p| format!("{:+.1}%", 100.0 * (sse - p) / p))
+            .unwrap_or_default();
+        writeln!(out, "{k:>6} {sse:>16.4} {change:>10}")?;
+        previous = Some(sse);
+    }
+    writeln!(out, "wrote {}", args.plot.display())?;
+    Ok(())
 }
 
 fn train(args: TrainArgs) -> Result<()> {
@@ -264,6 +352,7 @@ fn train(args: TrainArgs) -> Result<()> {
         quiet: args.quiet,
         metrics_path: args.metrics_json.clone(),
         no_plots: args.no_plots,
+        device: args.device,
     };
     if let Some(root) = &args.sagemaker_root {
         let layout = SageMakerLayout::new(root);

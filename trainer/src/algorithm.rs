@@ -139,11 +139,37 @@ pub struct MetricRecord {
     pub value: f64,
 }
 
-/// What an algorithm reports through while it trains: a progress bar, per-epoch metrics, log lines.
+/// Where an algorithm runs its heavy kernels (tern's `--device`; not a SageMaker hyperparameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    /// ndarray + rayon on the CPU.
+    #[default]
+    Cpu,
+    /// wgpu compute kernels ([`crate::gpu`], built with the `gpu` feature). Algorithms without GPU kernels run on
+    /// the CPU; K-Means runs its assignment step here.
+    Gpu,
+}
+
+impl std::str::FromStr for Device {
+    type Err = String;
+
+    /// `cpu` or `gpu` (any case).
+    fn from_str(text: &str) -> Result<Device, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Device::Cpu),
+            "gpu" => Ok(Device::Gpu),
+            other => Err(format!("unknown device {other:?}; expected cpu or gpu")),
+        }
+    }
+}
+
+/// What an algorithm reports through while it trains: a progress bar, per-epoch metrics, log lines; and the
+/// [`Device`] it should run on.
 pub struct TrainingContext {
     quiet: bool,
     metrics: Vec<MetricRecord>,
     bar: Option<indicatif::ProgressBar>,
+    device: Device,
 }
 
 impl TrainingContext {
@@ -153,7 +179,19 @@ impl TrainingContext {
             quiet,
             metrics: Vec::new(),
             bar: None,
+            device: Device::Cpu,
         }
+    }
+
+    /// The context with `device` selected (the default is [`Device::Cpu`]).
+    pub fn with_device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+
+    /// The device the algorithm should run on.
+    pub fn device(&self) -> Device {
+        self.device
     }
 
     /// Starts a progress bar of `total` steps labelled `what` (hidden when quiet or stderr is not a terminal).

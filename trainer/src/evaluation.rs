@@ -123,13 +123,22 @@ pub fn scores_are_probabilities(predictions: &Predictions) -> bool {
     }
 }
 
-/// Predicts `dataset` with `predictor` and scores it against the dataset's labels.
+/// Predicts `dataset` with `predictor` and scores it against the dataset's labels. Clustering and projection models
+/// need no labels (K-Means reports `msd` and `ssd`, as on SageMaker's test channel); other tasks fail without them.
 pub fn evaluate(
     predictor: &dyn Predictor,
     dataset: &Dataset,
     channel: &str,
 ) -> Result<Evaluation, TrainError> {
-    let labels = dataset.require_labels(channel)?;
+    let unsupervised = matches!(
+        predictor.task(),
+        Task::Clustering { .. } | Task::Projection { .. }
+    );
+    let labels = match (&dataset.labels, unsupervised) {
+        (Some(labels), _) => labels.as_slice(),
+        (None, true) => &[],
+        (None, false) => dataset.require_labels(channel)?,
+    };
     if dataset.n_features() != predictor.feature_dim() {
         return Err(TrainError::data(
             channel,

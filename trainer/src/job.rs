@@ -24,6 +24,8 @@ pub struct JobOptions {
     pub metrics_path: Option<PathBuf>,
     /// Skip the learning-curve / ROC / PR plots.
     pub no_plots: bool,
+    /// Where the algorithm runs its heavy kernels (`--device`; K-Means' assignment step has a GPU kernel).
+    pub device: crate::algorithm::Device,
 }
 
 /// The result of a finished job.
@@ -73,7 +75,7 @@ pub fn run(
         }
     }
 
-    let mut context = TrainingContext::new(options.quiet);
+    let mut context = TrainingContext::new(options.quiet).with_device(options.device);
     let mut artifact = algorithm.train(&hyperparameters, input, &mut context)?;
     artifact.meta.provenance.data_sha256 = channel_digests(input)?;
     artifact.meta.provenance.seed = hyperparameters.integer("seed").map(|s| s as u64);

@@ -24,12 +24,16 @@ pub mod cv;
 pub mod data;
 pub mod error;
 pub mod evaluation;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod hyperparameters;
 pub mod job;
 pub mod metrics;
 pub mod plots;
 
-pub use algorithm::{Algorithm, MetricRecord, Predictions, Predictor, Task, TrainingContext};
+pub use algorithm::{
+    Algorithm, Device, MetricRecord, Predictions, Predictor, Task, TrainingContext,
+};
 pub use artifact::Artifact;
 pub use error::TrainError;
 pub use hyperparameters::{HyperparameterError, HyperparameterSpec, Hyperparameters, Kind};

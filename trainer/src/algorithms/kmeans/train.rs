@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::batches::MiniBatches;
 use super::{assign, KMeansModel};
-use crate::algorithm::TrainingContext;
+use crate::algorithm::{Device, TrainingContext};
 use crate::data::{Channel, FeatureMatrix};
 use crate::hyperparameters::{HyperparameterError, Hyperparameters};
 use crate::TrainError;
@@ -106,13 +106,70 @@ impl KMeansSettings {
     }
 }
 
+/// Where the mini-batch assignment step runs, per the context's [`Device`].
+enum Assigner {
+    Cpu,
+    #[cfg(feature = "gpu")]
+    Gpu(crate::gpu::Gpu),
+}
+
+impl Assigner {
+    fn for_device(context: &TrainingContext) -> Result<Assigner, TrainError> {
+        match context.device() {
+            Device::Cpu => Ok(Assigner::Cpu),
+            #[cfg(feature = "gpu")]
+            Device::Gpu => {
+                let gpu = crate::gpu::Gpu::new()
+                    .map_err(|e| TrainError::Config(format!("kmeans --device gpu: {e}")))?;
+                context.log(&format!("kmeans: assignment step on {}", gpu.adapter()));
+                Ok(Assigner::Gpu(gpu))
+            }
+            #[cfg(not(feature = "gpu"))]
+            Device::Gpu => Err(TrainError::Config(
+                "kmeans --device gpu: this tern was built without the `gpu` feature (cargo build --features \
+                 tern-trainer/gpu)"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Each row's closest centre and squared distance (see [`assign`]). On the GPU, sparse batches are densified
+    /// and distances are summed in f32 as the CPU does for dense rows.
+    fn assign(
+        &self,
+        batch: &FeatureMatrix,
+        centres: &[f64],
+        d: usize,
+    ) -> Result<Vec<(u32, f64)>, TrainError> {
+        match self {
+            Assigner::Cpu => Ok(assign(batch, centres, d)),
+            #[cfg(feature = "gpu")]
+            Assigner::Gpu(gpu) => {
+                let rows = batch.to_dense();
+                let rows: Vec<f32> = rows.iter().copied().collect();
+                let centres: Vec<f32> = centres.iter().map(|&v| v as f32).collect();
+                let nearest =
+                    gpu.assign_nearest(&rows, &centres, d)
+                        .map_err(|e| TrainError::Algorithm {
+                            algorithm: "kmeans".into(),
+                            message: e.to_string(),
+                        })?;
+                Ok(nearest
+                    .into_iter()
+                    .map(|(c, distance)| (c, f64::from(distance)))
+                    .collect())
+            }
+        }
+    }
+}
+
 /// Trains `k` centres (`k × feature_dim`) on `channel`, one pass per epoch (Pipe mode: one FIFO per pass, each
 /// opened once). Reports `train:msd` per epoch (squared distance of each point to its centre before its batch's
-/// update).
+/// update). The assignment step runs on `context`'s [`Device`].
 ///
 /// # Errors
 /// Parse errors and bad records (wrong width, NaN) with their record number; [`TrainError::Data`] when the channel
-/// holds fewer records than `k`.
+/// holds fewer records than `k`; [`TrainError::Config`] when the GPU is asked for and none can be opened.
 pub fn fit(
     settings: &KMeansSettings,
     channel: &Channel,
@@ -123,6 +180,7 @@ pub fn fit(
     let wanted = settings.k * settings.extra_center_factor;
     let mut centres: Vec<f64> = Vec::new();
     let mut counts: Vec<f64> = Vec::new();
+    let assigner = Assigner::for_device(context)?;
     let bar = context.start_progress(settings.epochs as u64, "kmeans");
     for epoch in 0..settings.epochs {
         let mut batches = MiniBatches::new(channel.open(epoch)?, &channel.name, d);
@@ -162,7 +220,8 @@ pub fn fit(
             counts = vec![0.0; n_centres];
         }
         while let Some(batch) = next {
-            let (rows, batch_squared) = update(&mut centres, &mut counts, &batch, settings);
+            let (rows, batch_squared) =
+                update(&mut centres, &mut counts, &batch, settings, &assigner)?;
             seen += rows;
             squared += batch_squared;
             next = batches.next_batch(settings.mini_batch_size)?;
@@ -190,9 +249,10 @@ fn update(
     counts: &mut [f64],
     batch: &FeatureMatrix,
     settings: &KMeansSettings,
-) -> (usize, f64) {
+    assigner: &Assigner,
+) -> Result<(usize, f64), TrainError> {
     let d = settings.feature_dim;
-    let assignments = assign(batch, centres, d);
+    let assignments = assigner.assign(batch, centres, d)?;
     let mut sums = vec![0.0f64; centres.len()];
     let mut batch_counts = vec![0.0f64; counts.len()];
     for (i, &(c, _)) in assignments.iter().enumerate() {
@@ -216,7 +276,7 @@ fn update(
         }
     }
     let squared = assignments.iter().map(|&(_, s)| s).sum();
-    (batch.n_rows(), squared)
+    Ok((batch.n_rows(), squared))
 }
 
 /// A batch as row-major f64 (only ever one mini-batch at a time).
