@@ -126,8 +126,8 @@ impl Assigner {
             }
             #[cfg(not(feature = "gpu"))]
             Device::Gpu => Err(TrainError::Config(
-                "kmeans --device gpu: this tern was built without the `gpu` feature (cargo build --features \
-                 tern-trainer/gpu)"
+                "kmeans --device gpu: this tern was built without the `gpu` feature (cargo build --release -p \
+                 tern --features gpu)"
                     .into(),
             )),
         }
