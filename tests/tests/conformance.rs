@@ -1,7 +1,10 @@
 //! The conformance matrix: every algorithm × precision, on real held-out rows, the trainer's predictions against the
 //! compiled package in every runtime — tern-runtime native (in process), tern-runtime aarch64 (the
 //! `run_package` example cross-built for aarch64-unknown-linux-gnu, run under qemu-aarch64), and onnxruntime
-//! (`tests/conformance/run_onnxruntime.py` in the oracle virtualenv).
+//! (`tests/conformance/run_onnxruntime.py` in the oracle virtualenv), and tern-runtime compiled to wasm in Node
+//! (`runtime-wasm/node/run_package.mjs` on the build in runtime-wasm/pkg; when node or that build is missing, its
+//! cells are skipped with a note: scripts/setup-web.sh builds it). The wasm column shares x86_64's [`IGNORED`]
+//! entries: both run the same tract graph.
 //!
 //! A case is defined once in [`CASES`]; a later algorithm joins by adding one entry. Pass criteria per cell:
 //! fp32: every score within 1e-5 relative (|package − trainer| ≤ 1e-5 · max(|trainer|, 1)) and identical labels;
@@ -162,7 +165,30 @@ const CASES: &[Case] = &[
 const PRECISIONS: [Precision; 3] = [Precision::Fp32, Precision::F16, Precision::Int8];
 
 /// The runtimes, in column order.
-const RUNTIMES: [&str; 3] = ["x86_64", "aarch64", "onnxruntime"];
+const RUNTIMES: [&str; 4] = ["x86_64", "aarch64", "onnxruntime", "wasm(node)"];
+
+/// The runtime whose [`IGNORED`] entries apply to `runtime`: wasm(node) runs the same tract graph as x86_64.
+fn ignore_as(runtime: &str) -> &str {
+    if runtime == "wasm(node)" {
+        "x86_64"
+    } else {
+        runtime
+    }
+}
+
+/// The wasm(node) column's runner (runtime-wasm/node/run_package.mjs) when node and the wasm build
+/// (runtime-wasm/pkg, from scripts/build-wasm.sh) are there; `None` skips that column's cells with a note.
+fn wasm_node_runner() -> Option<PathBuf> {
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    let built = repo_root()
+        .join("runtime-wasm/pkg/node/tern_wasm.js")
+        .exists();
+    (node && built).then(|| repo_root().join("runtime-wasm/node/run_package.mjs"))
+}
 
 /// (case, precision, runtime, reason) cells that are not run, or whose compile the compiler refuses, with the reason.
 const IGNORED: &[(&str, Precision, &str, &str)] = &[
@@ -516,16 +542,16 @@ fn conformance_matrix() {
     );
     let runner = build_aarch64_runner();
     let ort_script = repo_root().join("tests/conformance/run_onnxruntime.py");
+    let wasm_node = wasm_node_runner();
     let work = tempfile::tempdir().unwrap();
 
     let mut table = String::new();
     let mut failures = 0;
-    writeln!(
-        table,
-        "{:<28} {:<6} | {:<34} | {:<34} | {:<34}",
-        "case", "prec", RUNTIMES[0], RUNTIMES[1], RUNTIMES[2]
-    )
-    .unwrap();
+    write!(table, "{:<28} {:<6}", "case", "prec").unwrap();
+    for runtime in RUNTIMES {
+        write!(table, " | {runtime:<34}").unwrap();
+    }
+    writeln!(table).unwrap();
     for (case_index, case) in CASES.iter().enumerate() {
         let train_data = read_dataset(case.dataset, "train", case.inject_nan);
         let test_data = read_dataset(case.dataset, "test", case.inject_nan);
@@ -553,7 +579,7 @@ fn conformance_matrix() {
                     .iter()
                     .map(|&runtime| {
                         match IGNORED.iter().find(|(c, p, r, _)| {
-                            *c == case.name && *p == precision && *r == runtime
+                            *c == case.name && *p == precision && *r == ignore_as(runtime)
                         }) {
                             Some((.., reason)) => Cell {
                                 max_abs_diff: 0.0,
@@ -571,7 +597,7 @@ fn conformance_matrix() {
                         .iter()
                         .map(|&runtime| {
                             if let Some((.., reason)) = IGNORED.iter().find(|(c, p, r, _)| {
-                                *c == case.name && *p == precision && *r == runtime
+                                *c == case.name && *p == precision && *r == ignore_as(runtime)
                             }) {
                                 return Cell {
                                     max_abs_diff: 0.0,
@@ -601,6 +627,29 @@ fn conformance_matrix() {
                                     run_command(command)
                                         .and_then(|()| from_runner_file(&out, manifest, rows))
                                 }
+                                "wasm(node)" => match &wasm_node {
+                                    Some(script) => {
+                                        let mut command = Command::new("node");
+                                        command
+                                            .arg(script)
+                                            .arg(&dir)
+                                            .arg(&features_path)
+                                            .arg(rows.to_string())
+                                            .arg(&out);
+                                        run_command(command)
+                                            .and_then(|()| from_runner_file(&out, manifest, rows))
+                                    }
+                                    None => {
+                                        return Cell {
+                                            max_abs_diff: 0.0,
+                                            label_agreement: None,
+                                            pass: true,
+                                            note: "not run: node or runtime-wasm/pkg is missing \
+                                                   (scripts/setup-web.sh)"
+                                                .to_string(),
+                                        }
+                                    }
+                                },
                                 _ => {
                                     let mut command = Command::new(&python);
                                     command
@@ -638,16 +687,17 @@ fn conformance_matrix() {
                     )
                 })
                 .collect();
-            writeln!(
+            write!(
                 table,
-                "{:<28} {:<6} | {:<34} | {:<34} | {:<34}",
+                "{:<28} {:<6}",
                 case.name,
-                format!("{precision:?}").to_lowercase(),
-                text[0],
-                text[1],
-                text[2]
+                format!("{precision:?}").to_lowercase()
             )
             .unwrap();
+            for text in &text {
+                write!(table, " | {text:<34}").unwrap();
+            }
+            writeln!(table).unwrap();
             for (cell, runtime) in cells.iter().zip(RUNTIMES) {
                 if !cell.pass {
                     failures += 1;
