@@ -460,3 +460,173 @@ with open(sys.argv[3], "wb") as f:
         "dense and sparse input train the same model"
     );
 }
+
+#[test]
+fn kmeans_and_pca_evaluate_unlabelled_compile_predict_and_tune_the_elbow() {
+    let out = tempfile::tempdir().unwrap();
+    let train = dataset("digits", "train");
+    let test = dataset("digits", "test");
+    let rows: String = fs::read_to_string(&test)
+        .unwrap()
+        .lines()
+        .map(|l| format!("{}\n", l.split_once(',').unwrap().1))
+        .collect();
+    let rows_path = out.path().join("rows.csv");
+    fs::write(&rows_path, rows).unwrap();
+    let kmeans = out.path().join("kmeans");
+    tern_ok(&[
+        "train",
+        "--algorithm",
+        "kmeans",
+        "--train",
+        path(&train),
+        "--test",
+        path(&test),
+        "--hp",
+        "feature_dim=64",
+        "--hp",
+        "k=10",
+        "--hp",
+        "eval_metrics=[\"msd\",\"ssd\"]",
+        "--output-dir",
+        path(&kmeans),
+        "--quiet",
+    ]);
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&fs::read(kmeans.join("metrics.json")).unwrap()).unwrap();
+    let trained_msd = metrics["final"]["test:msd"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no final test:msd in {metrics}"));
+
+    // SageMaker's test-channel metrics from unlabelled rows.
+    let model = kmeans.join("model.tar.gz");
+    let report: serde_json::Value = serde_json::from_str(&tern_ok(&[
+        "evaluate",
+        path(&model),
+        "--test",
+        path(&rows_path),
+        "--content-type",
+        "text/csv;label_size=0",
+        "--json",
+    ]))
+    .unwrap();
+    let msd = report["msd"].as_f64().unwrap();
+    assert!(
+        (msd - trained_msd).abs() <= 1e-5 * trained_msd,
+        "evaluate msd {msd}, training test:msd {trained_msd}"
+    );
+    assert!((report["ssd"].as_f64().unwrap() - 360.0 * msd).abs() <= 1e-6 * 360.0 * msd);
+
+    // The compiled package answers as the trained model does.
+    let package = out.path().join("kmeans-package");
+    tern_ok(&[
+        "compile",
+        path(&model),
+        "--held-out",
+        path(&test),
+        "-o",
+        path(&package),
+    ]);
+    let from_package: serde_json::Value = serde_json::from_str(&tern_ok(&[
+        "predict",
+        path(&package),
+        "--input",
+        path(&rows_path),
+    ]))
+    .unwrap();
+    let from_model: serde_json::Value = serde_json::from_str(&tern_ok(&[
+        "predict",
+        path(&model),
+        "--input",
+        path(&rows_path),
+    ]))
+    .unwrap();
+    let (package_rows, model_rows) = (
+        from_package["predictions"].as_array().unwrap(),
+        from_model["predictions"].as_array().unwrap(),
+    );
+    assert_eq!(package_rows.len(), 360);
+    for (p, m) in package_rows.iter().zip(model_rows) {
+        assert_eq!(p["closest_cluster"], m["closest_cluster"], "{p} vs {m}");
+        let (pd, md) = (
+            p["distance_to_cluster"].as_f64().unwrap(),
+            m["distance_to_cluster"].as_f64().unwrap(),
+        );
+        assert!((pd - md).abs() <= 1e-4 * md.max(1.0), "{p} vs {m}");
+    }
+    let csv = tern_ok(&[
+        "predict",
+        path(&package),
+        "--input",
+        path(&rows_path),
+        "--accept",
+        "text/csv",
+    ]);
+    assert_eq!(csv.lines().count(), 360);
+    assert!(csv.lines().all(|l| l.split(',').count() == 2), "{csv}");
+
+    let pca = out.path().join("pca");
+    tern_ok(&[
+        "train",
+        "--algorithm",
+        "pca",
+        "--train",
+        path(&train),
+        "--hp",
+        "feature_dim=64",
+        "--hp",
+        "num_components=3",
+        "--hp",
+        "mini_batch_size=500",
+        "--output-dir",
+        path(&pca),
+        "--quiet",
+    ]);
+    let pca_package = out.path().join("pca-package");
+    tern_ok(&[
+        "compile",
+        path(&pca.join("model.tar.gz")),
+        "--held-out",
+        path(&test),
+        "-o",
+        path(&pca_package),
+    ]);
+    let projections: serde_json::Value = serde_json::from_str(&tern_ok(&[
+        "predict",
+        path(&pca_package),
+        "--input",
+        path(&rows_path),
+    ]))
+    .unwrap();
+    let projections = projections["projections"].as_array().unwrap();
+    assert_eq!(projections.len(), 360);
+    assert!(projections
+        .iter()
+        .all(|p| p["projection"].as_array().unwrap().len() == 3));
+
+    let plot = out.path().join("elbow.svg");
+    let elbow: serde_json::Value = serde_json::from_str(&tern_ok(&[
+        "tune",
+        "--elbow",
+        "--train",
+        path(&train),
+        "--k",
+        "2,5,10",
+        "--plot",
+        path(&plot),
+        "--json",
+    ]))
+    .unwrap();
+    let sse: Vec<f64> = elbow["elbow"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sse"].as_f64().unwrap())
+        .collect();
+    assert_eq!(sse.len(), 3);
+    assert!(
+        sse[0] > sse[1] && sse[1] > sse[2],
+        "SSE should fall as k grows: {sse:?}"
+    );
+    assert!(fs::read_to_string(&plot).unwrap().starts_with("<svg"));
+}
