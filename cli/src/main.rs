@@ -13,6 +13,8 @@ use tern_trainer::evaluation;
 use tern_trainer::job::{self, JobOptions, SageMakerLayout};
 use tern_trainer::{algorithms, Artifact, TrainingContext};
 
+mod edge;
+
 #[derive(Parser)]
 #[command(
     name = "tern",
@@ -63,6 +65,13 @@ enum Command {
     /// Choose hyperparameters. `--elbow`: train K-Means once per k on --train and report the within-cluster sum of
     /// squared errors (SSE) against k, as a table and an SVG plot (the elbow method).
     Tune(TuneArgs),
+    /// SageMaker batch transform: every input file (or s3:// object) to <name>.out, resumable.
+    Transform(edge::TransformArgs),
+    /// The edge device loop: camera frames / sensors / CSV in, predictions out to MQTT, GPIO/PWM, frames, stdout.
+    Edge {
+        #[command(subcommand)]
+        command: edge::EdgeCommand,
+    },
     /// List the algorithms and their hyperparameters (SageMaker's names, kinds and defaults).
     Algorithms {
         /// Show only this algorithm.
@@ -208,6 +217,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Inspect { package } => inspect(&package),
         Command::Predict(args) if args.model.is_dir() => predict_package(args),
         Command::Predict(args) => predict(args),
+        Command::Transform(args) => edge::transform(args),
+        Command::Edge { command } => edge::edge(command),
         Command::Export {
             model,
             format: _,

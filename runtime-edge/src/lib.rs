@@ -16,10 +16,13 @@
 
 pub mod batching;
 pub mod config;
+pub mod device;
 pub mod error;
+pub mod lambda;
 pub mod metrics;
 pub mod pipeline;
 pub mod routes;
+pub mod transform;
 pub mod variants;
 
 use std::future::Future;
