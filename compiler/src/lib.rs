@@ -175,6 +175,15 @@ pub fn compile(
 ) -> Result<CompiledPackage, CompileError> {
     let targets = targets::resolve(&options.targets)?;
     let lowered = lower::lower(artifact)?;
+    if lowered.algorithm == lower::rcf::NAME && options.precision != Precision::Fp32 {
+        return Err(CompileError::UnsupportedFeature {
+            algorithm: lowered.algorithm.clone(),
+            feature: format!("precision {}", precision_name(options.precision)),
+            reason: "a forest's cuts and boxes are attributes of the ai.tern RandomCutForestScore op, not weights: \
+                     there is nothing to quantize, so Random Cut Forest packages are fp32"
+                .into(),
+        });
+    }
     let mut graph = lowered.graph.clone();
     let report = passes::optimise(&mut graph)?;
     let d = lowered.feature_dim;

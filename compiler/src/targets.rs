@@ -42,6 +42,7 @@ const CPU_OPS: &[(&str, &str)] = &[
     ("", "Or"),
     ("", "Where"),
     ("ai.onnx.ml", "TreeEnsembleRegressor"),
+    ("ai.tern", "RandomCutForestScore"),
 ];
 
 /// Ops the GPU (WebGPU/wgpu) backend runs: the dense subset.

@@ -23,6 +23,9 @@
 //! | `text/csv` | one `closest_cluster,distance_to_cluster` line per record | the projection's values, one line per record (SageMaker documents no CSV response for PCA) |
 //! | `application/x-recordio-protobuf` | `label` = {`closest_cluster`, `distance_to_cluster`} as Float32 tensors | `label` = {`projection`} |
 //!
+//! `AnomalyScore` (Random Cut Forest): `{"scores":[{"score":…}]}` in JSON, one `{"score":…}` per line in JSON lines,
+//! one score per line in CSV (SageMaker documents no CSV response for RCF), `label` = {`score`} in RecordIO.
+//!
 //! `NearestNeighbors` (k-NN): `{"predictions":[{"predicted_label":2.0}]}` in JSON, one `{"predicted_label":…}` per
 //! line in JSON lines, `label` = {`predicted_label`} in RecordIO, the value alone per line in CSV (SageMaker documents
 //! no CSV response). An `Accept` with the parameter `verbose=true` (e.g. `application/json; verbose=true`) adds the
@@ -170,6 +173,7 @@ impl Package {
     fn json_key(&self) -> &'static str {
         match self.manifest().response {
             ResponseShape::Projection { .. } => "projections",
+            ResponseShape::AnomalyScore { .. } => "scores",
             _ => "predictions",
         }
     }
@@ -398,6 +402,10 @@ impl Package {
             ResponseShape::Projection { projection } => Ok(Prediction::Projection(
                 outputs.require(projection)?.row_f32(row),
             )),
+            ResponseShape::AnomalyScore { score } => Ok(Prediction::Scored {
+                score: Score::Value(first(score, outputs.require(score)?.row_f32(row))?),
+                label: None,
+            }),
             ResponseShape::NearestNeighbors {
                 predicted_label,
                 distances,

@@ -49,6 +49,9 @@ pub enum ResponseShape {
     /// SageMaker PCA: `{"projection": [..]}` per record, under the top-level key `projections` in JSON;
     /// `projection` names the float32 `[N, num_components]` output.
     Projection { projection: String },
+    /// SageMaker Random Cut Forest: `{"score": 1.7}` per record, under the top-level key `scores` in JSON; `score`
+    /// names the float32 `[N, 1]` output.
+    AnomalyScore { score: String },
     /// SageMaker k-NN: `{"predicted_label": 2.0}` per record and, when the `Accept` carries `verbose=true`, the k
     /// neighbours' `distances` and `labels`, nearest first. `predicted_label` names the float32 `[N]` output (the
     /// label value, or the mean for regressors), `distances` and `labels` the float32 `[N, k]` ones, and `score`

@@ -461,6 +461,7 @@ fn check_manifest(manifest: &Manifest, file: &str) -> Result<(), RuntimeError> {
         ResponseShape::Projection { projection } => {
             vec![("response.projection", projection.as_str())]
         }
+        ResponseShape::AnomalyScore { score } => vec![("response.score", score.as_str())],
         ResponseShape::NearestNeighbors {
             score,
             predicted_label,

@@ -160,6 +160,18 @@ const CASES: &[Case] = &[
         ],
         inject_nan: false,
     },
+    Case {
+        name: "rcf",
+        algorithm: "randomcutforest",
+        dataset: "digits",
+        hyperparameters: &[
+            ("feature_dim", "64"),
+            ("num_trees", "50"),
+            ("num_samples_per_tree", "256"),
+            ("seed", "1"),
+        ],
+        inject_nan: false,
+    },
 ];
 
 const PRECISIONS: [Precision; 3] = [Precision::Fp32, Precision::F16, Precision::Int8];
@@ -192,6 +204,13 @@ fn wasm_node_runner() -> Option<PathBuf> {
 
 /// (case, precision, runtime, reason) cells that are not run, or whose compile the compiler refuses, with the reason.
 const IGNORED: &[(&str, Precision, &str, &str)] = &[
+    ("rcf", Precision::Fp32, "onnxruntime", RCF_ORT),
+    ("rcf", Precision::F16, "x86_64", RCF_PRECISION),
+    ("rcf", Precision::F16, "aarch64", RCF_PRECISION),
+    ("rcf", Precision::F16, "onnxruntime", RCF_PRECISION),
+    ("rcf", Precision::Int8, "x86_64", RCF_PRECISION),
+    ("rcf", Precision::Int8, "aarch64", RCF_PRECISION),
+    ("rcf", Precision::Int8, "onnxruntime", RCF_PRECISION),
     ("knn classifier", Precision::Int8, "x86_64", KNN_INT8),
     ("knn classifier", Precision::Int8, "aarch64", KNN_INT8),
     ("knn classifier", Precision::Int8, "onnxruntime", KNN_INT8),
@@ -207,6 +226,14 @@ const KNN_F16: &str = "the compiler refuses f16 stored points (drift check): rou
 /// Why the int8 k-NN classifier has no package: the compiler's drift check refuses it.
 const KNN_INT8: &str = "the compiler refuses int8 stored points (drift check): per-point int8 scales move \
     distances enough to change some neighbours, so vote shares differ by up to 0.2 beyond the 0.1 limit";
+
+/// Why onnxruntime cannot run the Random Cut Forest package.
+const RCF_ORT: &str = "the graph's RandomCutForestScore is an ai.tern op (docs/ai.tern.md), implemented in \
+    tern-runtime only; onnxruntime has no implementation of it";
+
+/// Why Random Cut Forest has no f16 or int8 package.
+const RCF_PRECISION: &str = "the compiler refuses f16 and int8 for Random Cut Forest: the forest's cuts and boxes \
+    are op attributes, not weights, so there is nothing to quantize";
 
 /// A runtime's predictions: flattened scores (rows × columns) and labels for classifiers.
 struct RuntimePredictions {
@@ -330,6 +357,7 @@ fn output_names(manifest: &tern_runtime::Manifest) -> (String, Option<String>) {
             distance_to_cluster,
         } => (distance_to_cluster.clone(), Some(closest_cluster.clone())),
         tern_runtime::ResponseShape::Projection { projection } => (projection.clone(), None),
+        tern_runtime::ResponseShape::AnomalyScore { score } => (score.clone(), None),
         tern_runtime::ResponseShape::NearestNeighbors { score, .. } => (score.clone(), None),
     }
 }

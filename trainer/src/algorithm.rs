@@ -66,8 +66,8 @@ pub enum Task {
     Clustering { k: usize },
     /// Unsupervised projection onto `components` directions: `scores` has one column per component; no labels.
     Projection { components: usize },
-    /// Unsupervised anomaly scores (Random Cut Forest): `scores` has one column, higher for more anomalous rows;
-    /// `predicted_label` is 1 where the score exceeds the model's threshold (mean + 3 std of its training scores).
+    /// Unsupervised anomaly scores (Random Cut Forest): `scores` has one column, higher for more anomalous rows; no
+    /// labels (SageMaker answers scores only; the model's threshold labels the test channel during training).
     AnomalyDetection,
 }
 

@@ -19,10 +19,10 @@ pub struct Evaluation {
     pub confusion: Option<ConfusionMatrix>,
 }
 
-/// Scores `predictions` against `labels`: binary (and anomaly scores against 0/1 labels) → accuracy, precision,
-/// recall, f1, roc_auc, pr_auc (average precision), log_loss; multiclass → accuracy, macro/micro precision, recall
-/// and f1, top-3 accuracy, log_loss; regression → mse, rmse, mae, r2. `probabilistic` says whether scores are
-/// probabilities (log loss is skipped if not).
+/// Scores `predictions` against `labels`: binary → accuracy, precision, recall, f1, roc_auc, pr_auc (average
+/// precision), log_loss; anomaly scores against 0/1 labels → roc_auc, pr_auc; multiclass → accuracy, macro/micro
+/// precision, recall and f1, top-3 accuracy, log_loss; regression → mse, rmse, mae, r2. `probabilistic` says whether
+/// scores are probabilities (log loss is skipped if not).
 pub fn score(
     predictions: &Predictions,
     labels: &[f32],
@@ -32,7 +32,7 @@ pub fn score(
     let mut out = BTreeMap::new();
     let mut confusion = None;
     match predictions.task {
-        Task::BinaryClassifier | Task::AnomalyDetection => {
+        Task::BinaryClassifier => {
             let predicted = predictions.predicted_label.clone().unwrap_or_default();
             let score = predictions.score_column();
             let matrix = ConfusionMatrix::new(labels, &predicted, 2, weights);
@@ -95,6 +95,14 @@ pub fn score(
             out.insert("msd".into(), ssd / predictions.scores.nrows().max(1) as f64);
         }
         Task::Projection { .. } => {}
+        Task::AnomalyDetection => {
+            let score = predictions.score_column();
+            out.insert("roc_auc".into(), metrics::roc_auc(labels, &score, weights));
+            out.insert(
+                "pr_auc".into(),
+                metrics::average_precision(labels, &score, weights),
+            );
+        }
     }
     Evaluation {
         metrics: out,

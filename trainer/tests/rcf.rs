@@ -226,10 +226,15 @@ fn the_artifact_round_trips_and_answers_in_sagemakers_shape() {
     for (i, &s) in scores.iter().enumerate() {
         assert_eq!(predictions.scores[[i, 0]], s as f32);
     }
-    // The far-out last record scores highest and alone crosses the threshold.
+    // The far-out last record scores highest and alone crosses the threshold (mean + 3 std).
     let last = scores.len() - 1;
     assert!(scores[..last].iter().all(|&s| s < scores[last]));
-    let labels = predictions.predicted_label.clone().unwrap();
+    assert_eq!(
+        predictions.predicted_label, None,
+        "SageMaker's RCF answers scores only"
+    );
+    let labels = model.labels(&scores);
+    assert_eq!(labels.iter().sum::<f32>(), 1.0);
     assert_eq!(labels[last], 1.0);
     let records = predictor.response_records(&predictions);
     assert_eq!(records[last], json!({"score": scores[last] as f32}));

@@ -8,6 +8,7 @@ pub mod kmeans;
 pub mod knn;
 pub mod linear_learner;
 pub mod pca;
+pub mod rcf;
 pub mod xgboost;
 
 use std::collections::BTreeMap;
@@ -140,6 +141,7 @@ pub fn lower(artifact: &tern_trainer::Artifact) -> Result<Lowered, crate::Compil
         xgboost::NAME => xgboost::lower(artifact),
         kmeans::NAME => kmeans::lower(artifact),
         pca::NAME => pca::lower(artifact),
+        rcf::NAME => rcf::lower(artifact),
         knn::NAME => knn::lower(artifact),
         other => Err(crate::CompileError::UnsupportedAlgorithm {
             algorithm: other.to_string(),
@@ -148,6 +150,7 @@ pub fn lower(artifact: &tern_trainer::Artifact) -> Result<Lowered, crate::Compil
                 xgboost::NAME,
                 kmeans::NAME,
                 pca::NAME,
+                rcf::NAME,
                 knn::NAME,
             ]
             .join(", "),

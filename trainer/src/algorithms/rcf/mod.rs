@@ -385,7 +385,6 @@ impl Predictor for RcfModel {
             ));
         }
         let scores = self.score(features);
-        let labels = self.labels(&scores);
         let scores = Array2::from_shape_vec(
             (scores.len(), 1),
             scores.iter().map(|&s| s as f32).collect(),
@@ -397,7 +396,7 @@ impl Predictor for RcfModel {
         Ok(Predictions {
             task: self.task(),
             scores,
-            predicted_label: Some(labels),
+            predicted_label: None,
         })
     }
 
