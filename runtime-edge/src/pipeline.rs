@@ -103,7 +103,9 @@ impl Pipeline {
             let mime = &self.handoff[i - 1];
             let from = &self.packages[i - 1];
             let handoff = from.encode_response(&outputs, 0..rows, from.response_type(mime)?)?;
-            let next = package.decode_request(&handoff, mime, mime)?;
+            // The response type decoded here is unused (the caller's accept was negotiated by `decode`): an empty
+            // accept takes the package's default, which always exists.
+            let next = package.decode_request(&handoff, mime, "")?;
             outputs = package.run(&next.features, next.rows)?;
         }
         Ok(outputs)

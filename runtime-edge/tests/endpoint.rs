@@ -9,10 +9,11 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use tern_edge::{
-    load_variants, router, serve_on, EdgeError, EdgeState, ServeConfig, VariantConfig,
+    load_variants, router, serve_on, BatchConfig, EdgeError, EdgeState, ServeConfig, VariantConfig,
 };
 use tern_runtime::Package;
 use tern_trainer::algorithms::linear_learner::LinearLearner;
+use tern_trainer::algorithms::xgboost::XGBoost;
 use tern_trainer::data::{Channel, TrainingInput};
 use tern_trainer::{Algorithm, Hyperparameters, TrainingContext};
 use tokio::net::TcpListener;
@@ -33,21 +34,21 @@ struct Fixture {
     test_rows: usize,
 }
 
-/// Trains `pairs` on `train` (label first, no header) and writes the compiled package to `dir`.
-fn train_and_compile(train: &Path, pairs: &[(&str, &str)], dir: &Path) {
+/// Trains `algorithm` with `pairs` on `train` (label first, no header) and writes the compiled package to `dir`.
+fn train_and_compile(algorithm: &dyn Algorithm, train: &Path, pairs: &[(&str, &str)], dir: &Path) {
     let raw: BTreeMap<String, String> = pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let hyperparameters =
-        Hyperparameters::parse(LinearLearner.name(), LinearLearner.hyperparameters(), &raw)
+        Hyperparameters::parse(algorithm.name(), algorithm.hyperparameters(), &raw)
             .expect("valid hyperparameters");
     let input = TrainingInput {
         train: Channel::from_path("train", train, None).expect("training data"),
         validation: None,
         test: None,
     };
-    let artifact = LinearLearner
+    let artifact = algorithm
         .train(&hyperparameters, &input, &mut TrainingContext::new(true))
         .expect("training succeeds");
     let held_out = Channel::from_path("train", train, None)
@@ -76,6 +77,7 @@ fn fixture() -> &'static Fixture {
         let dir = tempfile::tempdir().unwrap();
         let classifier = dir.path().join("classifier");
         train_and_compile(
+            &LinearLearner,
             &data.join("train.csv"),
             &[("predictor_type", "binary_classifier"), ("epochs", "5")],
             &classifier,
@@ -194,7 +196,6 @@ fn text(body: &[u8]) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "assumes Linear Learner packages answer text/csv; their manifests produce only JSON, JSON lines and RecordIO — fix the test or the manifest"]
 async fn responses_equal_the_package_for_every_content_type_and_accept() {
     let fixture = fixture();
     let package = Package::load(&fixture.classifier).unwrap();
@@ -235,12 +236,6 @@ async fn responses_equal_the_package_for_every_content_type_and_accept() {
         (
             fixture.test_csv.clone().into_bytes(),
             "text/csv",
-            "text/csv",
-            "text/csv",
-        ),
-        (
-            fixture.test_csv.clone().into_bytes(),
-            "text/csv",
             "application/jsonlines",
             "application/jsonlines",
         ),
@@ -257,22 +252,34 @@ async fn responses_equal_the_package_for_every_content_type_and_accept() {
             "application/json",
         ),
         (
-            jsonlines_body.clone().into_bytes(),
-            "application/jsonlines",
-            "application/jsonlines",
-            "application/jsonlines",
-        ),
-        (
             recordio_body.clone(),
             "application/x-recordio-protobuf",
             "application/json",
             "application/json",
         ),
-        // No Accept: the package's default, JSON for Linear Learner.
+        (
+            recordio_body.clone(),
+            "application/x-recordio-protobuf",
+            "application/x-recordio-protobuf",
+            "application/x-recordio-protobuf",
+        ),
+        (
+            json_body.clone().into_bytes(),
+            "application/json",
+            "image/png, application/jsonlines",
+            "application/jsonlines",
+        ),
+        // No Accept, or */*: the package's default, JSON for Linear Learner.
         (
             fixture.test_csv.clone().into_bytes(),
             "text/csv",
             "",
+            "application/json",
+        ),
+        (
+            fixture.test_csv.clone().into_bytes(),
+            "text/csv",
+            "*/*",
             "application/json",
         ),
     ];
@@ -292,6 +299,28 @@ async fn responses_equal_the_package_for_every_content_type_and_accept() {
         assert_eq!(answer.variant, "AllTraffic");
         let (expected, _) = package.invoke(&body, content_type, accept).unwrap();
         assert_eq!(answer.body, expected, "{content_type} → {accept}");
+    }
+
+    // SageMaker documents Linear Learner's responses as JSON, JSON Lines and RecordIO only, and its requests as CSV,
+    // JSON and RecordIO: a CSV response or a JSON Lines request is refused with 415, naming what is supported.
+    for (body, content_type, accept, named) in [
+        (
+            fixture.test_csv.clone().into_bytes(),
+            "text/csv",
+            "text/csv",
+            "application/jsonlines",
+        ),
+        (
+            jsonlines_body.into_bytes(),
+            "application/jsonlines",
+            "application/json",
+            "text/csv",
+        ),
+    ] {
+        let answer = send(server.post(body, content_type).header("Accept", accept)).await;
+        assert_eq!(answer.status, 415, "{content_type} → {accept}");
+        assert!(text(&answer.body).contains(named), "{}", text(&answer.body));
+        assert_eq!(answer.variant, "AllTraffic");
     }
 
     // SageMaker's JSON shape: one {"score", "predicted_label"} per record.
@@ -616,14 +645,13 @@ async fn variants_split_traffic_by_weight_and_honour_the_target_header() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "assumes Linear Learner packages answer text/csv; their manifests produce only JSON, JSON lines and RecordIO — fix the test or the manifest"]
 async fn shutdown_finishes_the_request_in_flight() {
     let fixture = fixture();
     let server = Server::start(single(&fixture.classifier)).await;
     let body = fixture.test_csv.clone().into_bytes();
     let address = server.url.trim_start_matches("http://").to_string();
     let head = format!(
-        "POST /invocations HTTP/1.1\r\nHost: {address}\r\nContent-Type: text/csv\r\nAccept: text/csv\r\n\
+        "POST /invocations HTTP/1.1\r\nHost: {address}\r\nContent-Type: text/csv\r\nAccept: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
@@ -677,7 +705,9 @@ async fn shutdown_finishes_the_request_in_flight() {
     let (status, text) = parse_status(&response);
     assert_eq!(status, 200, "{text}");
     let package = Package::load(&fixture.classifier).unwrap();
-    let (expected, _) = package.invoke(&body, "text/csv", "text/csv").unwrap();
+    let (expected, _) = package
+        .invoke(&body, "text/csv", "application/json")
+        .unwrap();
     assert!(response.ends_with(&expected), "{text}");
     tokio::time::timeout(TIMEOUT, stopping)
         .await
@@ -687,29 +717,38 @@ async fn shutdown_finishes_the_request_in_flight() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "assumes Linear Learner packages answer text/csv; their manifests produce only JSON, JSON lines and RecordIO — fix the test or the manifest"]
 async fn a_pipeline_feeds_each_package_the_previous_response() {
     let fixture = fixture();
-    let first = Package::load(&fixture.classifier).unwrap();
-    // The second stage learns the label from the first stage's CSV response (score, predicted_label).
+    // Stage one: XGBoost (binary:logistic) answers text/csv, one probability per record, which is what stage two, a
+    // Linear Learner trained on that probability, reads.
+    let dir = tempfile::tempdir().unwrap();
+    let first_dir = dir.path().join("first");
+    train_and_compile(
+        &XGBoost,
+        &data_dir().join("train.csv"),
+        &[("objective", "binary:logistic"), ("num_round", "10")],
+        &first_dir,
+    );
+    let first = Package::load(&first_dir).unwrap();
     let train = std::fs::read_to_string(data_dir().join("train.csv")).unwrap();
     let (labels, rows): (Vec<&str>, Vec<&str>) = train
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| l.split_once(',').unwrap())
         .unzip();
-    let (stage_one, _) = first
+    let (stage_one, mime) = first
         .invoke((rows.join("\n") + "\n").as_bytes(), "text/csv", "text/csv")
         .unwrap();
+    assert_eq!(mime, "text/csv");
     let stage_two_train: String = labels
         .iter()
         .zip(text(&stage_one).lines())
         .map(|(label, features)| format!("{label},{features}\n"))
         .collect();
-    let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("stage2.csv"), stage_two_train).unwrap();
     let second_dir = dir.path().join("second");
     train_and_compile(
+        &LinearLearner,
         &dir.path().join("stage2.csv"),
         &[("predictor_type", "binary_classifier"), ("epochs", "5")],
         &second_dir,
@@ -719,29 +758,147 @@ async fn a_pipeline_feeds_each_package_the_previous_response() {
     let mut config = ServeConfig::new(vec![VariantConfig {
         name: "Pipeline".to_string(),
         weight: 1.0,
-        packages: vec![fixture.classifier.clone(), second_dir.clone()],
+        packages: vec![first_dir.clone(), second_dir.clone()],
     }]);
     config.address = "127.0.0.1".parse().unwrap();
-    let server = Server::start(config).await;
-    let answer = send(
-        server
-            .post(fixture.test_csv.clone(), "text/csv")
-            .header("Accept", "application/json"),
-    )
-    .await;
-    assert_eq!(answer.status, 200, "{}", text(&answer.body));
-    assert_eq!(answer.variant, "Pipeline");
     let (intermediate, mime) = first
         .invoke(fixture.test_csv.as_bytes(), "text/csv", "text/csv")
         .unwrap();
     let (expected, _) = second
         .invoke(&intermediate, &mime, "application/json")
         .unwrap();
-    assert_eq!(answer.body, expected);
-    let document: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
-    assert_eq!(
-        document["predictions"].as_array().unwrap().len(),
-        fixture.test_rows
+    // Unbatched, then with micro-batching: the same bytes.
+    for batching in [None, Some(BatchConfig::default())] {
+        config.batching = batching;
+        let server = Server::start(config.clone()).await;
+        let answer = send(
+            server
+                .post(fixture.test_csv.clone(), "text/csv")
+                .header("Accept", "application/json"),
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{}", text(&answer.body));
+        assert_eq!(answer.variant, "Pipeline");
+        assert_eq!(answer.body, expected, "batching {batching:?}");
+        let document: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+        assert_eq!(
+            document["predictions"].as_array().unwrap().len(),
+            fixture.test_rows
+        );
+        // The pipeline's request types are the first package's: XGBoost takes no JSON.
+        let answer = send(
+            server
+                .post("{\"instances\": []}", "application/json")
+                .header("Accept", "application/json"),
+        )
+        .await;
+        assert_eq!(answer.status, 415, "{}", text(&answer.body));
+        server.stop().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn micro_batching_merges_concurrent_requests_and_answers_each_as_if_alone() {
+    let fixture = fixture();
+    let package = Package::load(&fixture.classifier).unwrap();
+    let rows: Vec<&str> = fixture.test_csv.lines().collect();
+
+    // Requests of 1 to 3 rows in every request type and response type the package handles.
+    let mut requests: Vec<(Vec<u8>, &str, &str)> = Vec::new();
+    let accepts = [
+        "application/json",
+        "application/jsonlines",
+        "application/x-recordio-protobuf",
+    ];
+    for i in 0..24 {
+        let take = &rows[i..i + i % 3 + 1];
+        let body = match i % 3 {
+            0 => (take.join("\n") + "\n").into_bytes(),
+            1 => serde_json::json!({
+                "instances": take.iter().map(|row| {
+                    let features: Vec<f64> = row.split(',').map(|v| v.parse().unwrap()).collect();
+                    serde_json::json!({"features": features})
+                }).collect::<Vec<_>>()
+            })
+            .to_string()
+            .into_bytes(),
+            _ => {
+                let mut writer = tern_formats::recordio::RecordIoWriter::new(Vec::new());
+                for row in take {
+                    let record = tern_formats::Record {
+                        features: tern_formats::Features::Dense(
+                            row.split(',').map(|v| v.parse().unwrap()).collect(),
+                        ),
+                        label: None,
+                        weight: None,
+                    };
+                    writer.write_record(&record).unwrap();
+                }
+                writer.into_inner().unwrap()
+            }
+        };
+        let content_type = [
+            "text/csv",
+            "application/json",
+            "application/x-recordio-protobuf",
+        ][i % 3];
+        requests.push((body, content_type, accepts[(i / 3) % 3]));
+    }
+    let total_rows: usize = (0..24).map(|i| i % 3 + 1).sum();
+
+    let mut config = single(&fixture.classifier);
+    // The batch closes when every request's rows are in; the long wait only matters if the clients stall.
+    config.batching = Some(BatchConfig {
+        max_batch_rows: total_rows,
+        max_wait: Duration::from_secs(5),
+    });
+    let server = std::sync::Arc::new(Server::start(config).await);
+    let mut tasks = Vec::new();
+    for (body, content_type, accept) in requests.clone() {
+        let server = server.clone();
+        tasks.push(tokio::spawn(async move {
+            send(server.post(body, content_type).header("Accept", accept)).await
+        }));
+    }
+    // A malformed request among them fails alone, with the unbatched error.
+    let bad = send(server.post("1.0,2.0,3.0\n", "text/csv")).await;
+    assert_eq!(bad.status, 400);
+    let unbatched = package
+        .invoke(b"1.0,2.0,3.0\n", "text/csv", "")
+        .unwrap_err();
+    assert_eq!(text(&bad.body), format!("{unbatched}\n"));
+
+    for ((body, content_type, accept), task) in requests.iter().zip(tasks) {
+        let answer = task.await.unwrap();
+        assert_eq!(answer.status, 200, "{}", text(&answer.body));
+        let (expected, mime) = package.invoke(body, content_type, accept).unwrap();
+        assert_eq!(answer.content_type, mime);
+        assert_eq!(answer.body, expected, "{content_type} → {accept}");
+    }
+
+    let (_, metrics) = server.get_text("/metrics").await;
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing from\n{metrics}"))
+    };
+    let batches = value("tern_batches_total{variant=\"AllTraffic\"} ");
+    assert!(
+        batches < requests.len() as f64,
+        "{batches} batches for {} requests: nothing was merged\n{metrics}",
+        requests.len()
     );
-    server.stop().await.unwrap();
+    assert_eq!(
+        value("tern_batch_size_requests_sum{variant=\"AllTraffic\"} "),
+        requests.len() as f64
+    );
+    assert_eq!(
+        value("tern_batch_size_rows_sum{variant=\"AllTraffic\"} "),
+        total_rows as f64
+    );
+    match std::sync::Arc::try_unwrap(server) {
+        Ok(server) => server.stop().await.unwrap(),
+        Err(_) => panic!("the request tasks still hold the server"),
+    }
 }
