@@ -51,10 +51,16 @@ try {
   result.algorithm = model.manifest.algorithm;
   result.predict_csv = model.predictCsv(csv);
   result.predict = model.predict(Float32Array.from(rows.flat()), rows.length);
-  result.predict_json = model.predictJson({ instances: rows.map((features) => ({ features })) });
-  result.predict_json_text = model.predictJson(JSON.stringify({ instances: [{ features: rows[0] }] }));
-  result.invoke_jsonlines = new TextDecoder().decode(model.invoke(Buffer.from(csv), "text/csv", "application/jsonlines"));
-  result.run = model.run(Float32Array.from(rows[0]), 1);
+  // A package whose manifest does not accept application/json (XGBoost) throws here: kept as {error}.
+  const orError = (call) => { try { return call(); } catch (error) { return { error: error.message }; } };
+  result.predict_json = orError(() => model.predictJson({ instances: rows.map((features) => ({ features })) }));
+  result.predict_json_text = orError(() => model.predictJson(JSON.stringify({ instances: [{ features: rows[0] }] })));
+  // invoke with a text response type other than JSON (jsonlines for Linear Learner, text/csv for XGBoost).
+  result.invoke_accept = model.manifest.produces.find((t) => t !== "application/json" && !t.includes("recordio"));
+  result.invoke = new TextDecoder().decode(model.invoke(Buffer.from(csv), "text/csv", result.invoke_accept));
+  result.run = model.run(Float32Array.from(rows[0]), 1).outputs.map(({ name, shape, values }) => ({
+    name, shape, type: values.constructor.name, values: Array.from(values, Number),
+  }));
 
   const webgpu = Model.fromParts(manifest, graph, { backend: "webgpu" });
   result.webgpu = { backend: webgpu.backend, fallback_reason: webgpu.fallbackReason ?? null };

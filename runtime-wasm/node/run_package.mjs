@@ -32,7 +32,14 @@ try {
     throw new Error(`${featuresPath}: ${bytes.length} bytes is not a whole number of float32 values`);
   }
   const features = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
-  writeFileSync(outPath, JSON.stringify(model.run(features, rows)));
+  const { outputs } = model.run(features, rows);
+  const plain = outputs.map(({ name, shape, values }) => ({
+    name,
+    shape,
+    // NaN → null as in the native runner; int64 values (BigInt) as numbers.
+    values: Array.from(values, (v) => (typeof v === "bigint" ? Number(v) : Number.isNaN(v) ? null : v)),
+  }));
+  writeFileSync(outPath, JSON.stringify({ outputs: plain }));
 } catch (error) {
   console.error(`run_package.mjs: ${error.message}`);
   process.exit(1);

@@ -2,14 +2,16 @@
 //! Each method is a thin shell over the crate's plain functions; errors become JS exceptions (`Error`) carrying
 //! runtime-core's message.
 
-use js_sys::{ArrayBuffer, Promise, Reflect, Uint8Array, JSON};
-use tern_runtime::Package;
+use js_sys::{
+    Array, ArrayBuffer, BigInt64Array, Float32Array, Object, Promise, Reflect, Uint8Array, JSON,
+};
+use tern_runtime::{OutputValues, Package};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::{
-    check_features, choose_backend, outputs_json, package_from_archive, predict_features,
-    predict_request, Backend, WasmError,
+    check_features, choose_backend, package_from_archive, predict_features, predict_request,
+    Backend, WasmError,
 };
 
 #[wasm_bindgen]
@@ -235,14 +237,39 @@ impl Model {
         Ok(response)
     }
 
-    /// Runs the graph on `rows` rows of `features`: every output as `{outputs: [{name, shape, values}]}`.
+    /// Runs the graph on `rows` rows of `features`: every output as `{outputs: [{name, shape, values}]}`, `values` a
+    /// `Float32Array` (floating outputs) or a `BigInt64Array` (integer outputs), row-major.
     pub fn run(&self, features: &[f32], rows: usize) -> Result<JsValue, JsError> {
         check_features(&self.package, features, rows).map_err(js_error)?;
         let outputs = self
             .package
             .run(features, rows)
             .map_err(|e| js_error(WasmError::Runtime(e)))?;
-        to_js(&outputs_json(&outputs))
+        let list = Array::new();
+        for output in &outputs.outputs {
+            let entry = Object::new();
+            let shape: Array = output
+                .shape
+                .iter()
+                .map(|&d| JsValue::from(d as f64))
+                .collect();
+            let values: JsValue = match &output.values {
+                OutputValues::F32(values) => Float32Array::from(values.as_slice()).into(),
+                OutputValues::I64(values) => BigInt64Array::from(values.as_slice()).into(),
+            };
+            for (key, value) in [
+                ("name", JsValue::from_str(&output.name)),
+                ("shape", shape.into()),
+                ("values", values),
+            ] {
+                Reflect::set(&entry, &key.into(), &value)
+                    .map_err(|e| JsError::new(&describe(&e)))?;
+            }
+            list.push(&entry);
+        }
+        let result = Object::new();
+        Reflect::set(&result, &"outputs".into(), &list).map_err(|e| JsError::new(&describe(&e)))?;
+        Ok(result.into())
     }
 
     /// The backend the graph runs on: `"wasm"`.

@@ -21,10 +21,10 @@ pub mod wasi;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 mod bindings;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tern_formats::recordio::RecordIoWriter;
 use tern_formats::Record;
-use tern_runtime::{OutputValues, Outputs, Package, RuntimeError};
+use tern_runtime::{Package, RuntimeError};
 
 /// What the browser API can fail with; at the JS boundary each becomes an exception carrying this message.
 #[derive(Debug, thiserror::Error)]
@@ -166,23 +166,6 @@ fn parse_response(body: &[u8]) -> Result<Value, WasmError> {
             message: format!("the JSON response does not parse: {e}"),
         })
     })
-}
-
-/// Every graph output as `{"outputs":[{"name","shape","values"}]}` (NaN as `null`): the conformance runners'
-/// contract (runtime-core's `run_package` example).
-pub fn outputs_json(outputs: &Outputs) -> Value {
-    let outputs: Vec<Value> = outputs
-        .outputs
-        .iter()
-        .map(|output| {
-            let values = match &output.values {
-                OutputValues::F32(values) => json!(values),
-                OutputValues::I64(values) => json!(values),
-            };
-            json!({"name": output.name, "shape": output.shape, "values": values})
-        })
-        .collect();
-    json!({ "outputs": outputs })
 }
 
 /// Checks that `features` holds `rows` whole rows for `package`.

@@ -1,0 +1,70 @@
+// tern's wasm runtime vs onnxruntime-web (npm, wasm backend, one thread) in the same headless Chromium, on the
+// packages scripts/build-web.sh writes (web/models/digits: Linear Learner multiclass fp32, 64 features;
+// web/models/breast_cancer: Linear Learner binary int8, 30 features). Prints latency per call at batch 1 and 256
+// (median of 15 timed blocks, each repeating the call for at least 20 ms, after 20 warm-up calls; rows cycled
+// from the package's held-out rows) and gzipped .wasm sizes, as ratios
+// tern / onnxruntime-web (below 1: tern is faster or smaller).
+//
+// usage: node bench/wasm/bench.mjs      (after scripts/setup-web.sh)
+import { readFileSync, statSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { dirname, extname, join, normalize } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import { chromium } from "../../web/node_modules/playwright-core/index.mjs";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm" };
+const server = createServer((request, response) => {
+  const file = join(root, normalize(decodeURIComponent(new URL(request.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, ""));
+  try {
+    const body = readFileSync(file);
+    response.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" });
+    response.end(body);
+  } catch {
+    response.writeHead(404);
+    response.end();
+  }
+});
+await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+
+const gz = (path) => gzipSync(readFileSync(join(root, path)), { level: 9 }).length;
+const ternWasm = "web/pkg/tern_wasm_bg.wasm";
+const ortWasm = "web/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm";
+const sizes = {
+  tern: { raw: statSync(join(root, ternWasm)).size, gzip: gz(ternWasm) + gz("web/pkg/tern_wasm.js") },
+  ort: {
+    raw: statSync(join(root, ortWasm)).size,
+    gzip: gz(ortWasm) + gz("web/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs")
+      + gz("web/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.mjs"),
+  },
+};
+
+const userDataDir = mkdtempSync(join(tmpdir(), "tern-bench-"));
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--enable-unsafe-webgpu"],
+});
+try {
+  const page = context.pages()[0] ?? (await context.newPage());
+  await page.goto(`http://127.0.0.1:${server.address().port}/bench/wasm/bench.html`);
+  await page.waitForFunction(() => window.benchReady, null, { timeout: 60000 });
+  const results = await page.evaluate(() => window.bench(["digits", "breast_cancer"], [1, 256], 15));
+  const kib = (bytes) => `${(bytes / 1024).toFixed(0)} KiB`;
+  console.log("tern wasm vs onnxruntime-web 1.30.0 (wasm backend, 1 thread), headless Chromium, ms per call (median of 15 blocks of ≥ 20 ms)");
+  console.log("package         batch   tern run   tern predict   ort run   ratio run (tern/ort)   ratio predict");
+  for (const r of results) {
+    console.log(`${r.package.padEnd(15)} ${String(r.batch).padStart(5)} ${r.tern_run_ms.toFixed(4).padStart(10)} ms`
+      + `${r.tern_predict_ms.toFixed(4).padStart(11)} ms ${r.ort_run_ms.toFixed(4).padStart(9)} ms`
+      + `${(r.tern_run_ms / r.ort_run_ms).toFixed(2).padStart(16)}x ${(r.tern_predict_ms / r.ort_run_ms).toFixed(2).padStart(14)}x`);
+  }
+  console.log(`wasm size: tern ${kib(sizes.tern.raw)} raw, ${kib(sizes.tern.gzip)} gzipped (+ JS glue); `
+    + `onnxruntime-web ${kib(sizes.ort.raw)} raw, ${kib(sizes.ort.gzip)} gzipped (+ JS); `
+    + `ratio gzipped ${(sizes.tern.gzip / sizes.ort.gzip).toFixed(2)}x`);
+} finally {
+  await context.close();
+  server.close();
+  rmSync(userDataDir, { recursive: true, force: true });
+}
