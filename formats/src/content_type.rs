@@ -15,9 +15,11 @@ pub enum ContentType {
     JsonLines,
     /// `application/json`.
     Json,
+    /// `application/x-parquet` (SageMaker XGBoost's Parquet input: numeric columns, the label first).
+    Parquet { label_size: usize },
 }
 
-const EXPECTED: &str = "text/csv, text/libsvm, application/x-recordio-protobuf, application/jsonlines, application/json";
+const EXPECTED: &str = "text/csv, text/libsvm, application/x-recordio-protobuf, application/jsonlines, application/json, application/x-parquet";
 
 impl ContentType {
     /// Parses a MIME type with optional parameters, e.g. `text/csv; label_size=0` or `text/csv; charset=utf-8`.
@@ -52,6 +54,11 @@ impl ContentType {
                 Ok(ContentType::JsonLines)
             }
             "application/json" => Ok(ContentType::Json),
+            "application/x-parquet" | "application/parquet" | "application/vnd.apache.parquet" => {
+                Ok(ContentType::Parquet {
+                    label_size: label_size.unwrap_or(1),
+                })
+            }
             _ => Err(unsupported()),
         }
     }
@@ -65,6 +72,8 @@ impl ContentType {
             ContentType::RecordIoProtobuf => "application/x-recordio-protobuf",
             ContentType::JsonLines => "application/jsonlines",
             ContentType::Json => "application/json",
+            ContentType::Parquet { label_size: 0 } => "application/x-parquet;label_size=0",
+            ContentType::Parquet { .. } => "application/x-parquet",
         }
     }
 
@@ -77,6 +86,7 @@ impl ContentType {
             "rec" | "pbr" | "recordio" | "protobuf" => Some(ContentType::RecordIoProtobuf),
             "jsonl" | "jsonlines" => Some(ContentType::JsonLines),
             "json" => Some(ContentType::Json),
+            "parquet" | "pq" => Some(ContentType::Parquet { label_size: 1 }),
             _ => None,
         }
     }

@@ -9,6 +9,8 @@ pub enum Location {
     Line(u64),
     /// A 1-based record of a binary format (RecordIO), with the byte offset its frame starts at.
     Record { index: u64, byte_offset: u64 },
+    /// A 1-based row of a table format (Parquet).
+    Row(u64),
     /// The input as a whole (an empty channel, a JSON document).
     Whole,
 }
@@ -20,6 +22,7 @@ impl fmt::Display for Location {
             Location::Record { index, byte_offset } => {
                 write!(f, "record {index} (byte {byte_offset})")
             }
+            Location::Row(row) => write!(f, "row {row}"),
             Location::Whole => write!(f, "input"),
         }
     }

@@ -26,6 +26,8 @@ pub mod csv;
 pub mod error;
 pub mod json;
 pub mod libsvm;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub mod recordio;
 mod text;
 
@@ -128,6 +130,16 @@ pub fn open_reader<'a, R: std::io::Read + Send + 'a>(
         ContentType::RecordIoProtobuf => Box::new(recordio::RecordIoReader::new(input, source)),
         ContentType::JsonLines => Box::new(json::JsonLinesReader::new(input, source)),
         ContentType::Json => Box::new(json::read_json_request(input, source)?.into_iter().map(Ok)),
+        #[cfg(feature = "parquet")]
+        ContentType::Parquet { label_size } => parquet::parquet_stream(input, source, *label_size)?,
+        #[cfg(not(feature = "parquet"))]
+        ContentType::Parquet { .. } => return Err(FormatError::UnsupportedContentType {
+            content_type: content_type.mime().to_string(),
+            expected:
+                "a content type other than Parquet: this build of tern-formats has no `parquet` \
+                           feature"
+                    .to_string(),
+        }),
     };
     Ok(stream)
 }

@@ -1367,3 +1367,95 @@ fn gradient_based_sampling_keeps_quality_at_a_low_subsample() {
     );
     assert!(gblinear.contains("sampling_method"), "{gblinear}");
 }
+
+/// Writes `csv` (SageMaker CSV, label first) as Parquet with pyarrow, `compression` codec, column names
+/// label, f0, f1, …; with `nulls`, every 7th value of feature 2 is null; with `text_column`, feature 0 is a string.
+fn write_parquet(csv: &Path, out: &Path, compression: &str, nulls: bool, text_column: bool) {
+    let script = r#"
+import sys, numpy as np, pyarrow as pa, pyarrow.parquet as pq
+csv, out, compression, nulls, text = sys.argv[1:6]
+data = np.loadtxt(csv, delimiter=",", dtype=np.float64)
+columns = {"label": pa.array(data[:, 0].astype(np.int64))}
+for j in range(1, data.shape[1]):
+    values = data[:, j].tolist()
+    if nulls == "1" and j == 3:
+        values = [None if i % 7 == 0 else v for i, v in enumerate(values)]
+    columns[f"f{j - 1}"] = pa.array([str(v) for v in values]) if (text == "1" and j == 1) else pa.array(values, pa.float64())
+pq.write_table(pa.table(columns), out, compression=compression, row_group_size=100)
+"#;
+    let status = Command::new(root().join(".venv/bin/python"))
+        .args(["-c", script])
+        .arg(csv)
+        .arg(out)
+        .args([
+            compression,
+            if nulls { "1" } else { "0" },
+            if text_column { "1" } else { "0" },
+        ])
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "pyarrow failed to write {}",
+        out.display()
+    );
+}
+
+fn load_channel(path: &Path) -> Dataset {
+    tern_trainer::data::Channel::from_path("train", path, None)
+        .unwrap()
+        .load(None)
+        .unwrap()
+}
+
+#[test]
+fn parquet_input_trains_the_same_model_as_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = [
+        ("objective", "binary:logistic"),
+        ("num_round", "10"),
+        ("max_depth", "3"),
+    ];
+    let csv = data("breast_cancer", "train");
+    let from_csv = train(&pairs, &read_csv(&csv), None).model;
+    for compression in ["snappy", "gzip", "zstd", "lz4", "none"] {
+        let path = dir.path().join(format!("train-{compression}.parquet"));
+        write_parquet(&csv, &path, compression, false, false);
+        let dataset = load_channel(&path);
+        assert_eq!(dataset.labels, read_csv(&csv).labels, "{compression}");
+        let model = train(&pairs, &dataset, None).model;
+        assert_eq!(
+            model, from_csv,
+            "{compression}: Parquet and CSV train different models"
+        );
+    }
+
+    // Nulls are missing values, as NaN in CSV.
+    let with_nulls = dir.path().join("nulls.parquet");
+    write_parquet(&csv, &with_nulls, "snappy", true, false);
+    let dataset = load_channel(&with_nulls);
+    let values = dataset.features.to_dense();
+    assert!(values[[0, 2]].is_nan() && values[[7, 2]].is_nan() && !values[[1, 2]].is_nan());
+
+    // A text column is refused naming the row and column.
+    let text = dir.path().join("text.parquet");
+    write_parquet(&csv, &text, "snappy", false, true);
+    let error = tern_trainer::data::Channel::from_path("train", &text, None)
+        .unwrap()
+        .load(None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("text.parquet") && error.contains("row 1") && error.contains("\"f0\""),
+        "{error}"
+    );
+    // Not Parquet at all.
+    let fake = dir.path().join("fake.parquet");
+    std::fs::write(&fake, "1,2,3\n").unwrap();
+    let error = tern_trainer::data::Channel::from_path("train", &fake, None)
+        .unwrap()
+        .load(None)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("not a readable Parquet file"), "{error}");
+}

@@ -71,7 +71,12 @@ impl Algorithm for XGBoost {
     }
 
     fn content_types(&self) -> &'static [&'static str] {
-        &["text/csv", "text/libsvm", "application/x-recordio-protobuf"]
+        &[
+            "text/csv",
+            "text/libsvm",
+            "application/x-recordio-protobuf",
+            "application/x-parquet",
+        ]
     }
 
     fn train(
