@@ -101,6 +101,20 @@ const CASES: &[Case] = &[
         inject_nan: false,
     },
     Case {
+        name: "xgboost dart binary",
+        algorithm: "xgboost",
+        dataset: "breast_cancer",
+        hyperparameters: &[
+            ("objective", "binary:logistic"),
+            ("booster", "dart"),
+            ("rate_drop", "0.2"),
+            ("one_drop", "1"),
+            ("num_round", "20"),
+            ("max_depth", "4"),
+        ],
+        inject_nan: false,
+    },
+    Case {
         name: "kmeans",
         algorithm: "kmeans",
         dataset: "digits",
