@@ -5,6 +5,8 @@
 //! little-endian float32 values, row-major; `out.json` receives
 //! `{"outputs":[{"name":…,"shape":[…],"values":[…]}]}` (NaN written as `null`).
 
+mod common;
+
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -21,17 +23,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let rows: usize = rows
         .parse()
         .map_err(|e| format!("rows {rows:?}: expected a count ({e})"))?;
-    let bytes = std::fs::read(features).map_err(|e| format!("{features}: {e}"))?;
-    if bytes.len() % 4 != 0 {
-        return Err(format!(
-            "{features}: {} bytes is not a whole number of float32 values",
-            bytes.len()
-        ));
-    }
-    let values: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let values = common::read_f32_file(features)?;
     let outputs = package.run(&values, rows).map_err(|e| e.to_string())?;
     let outputs: Vec<_> = outputs
         .outputs
