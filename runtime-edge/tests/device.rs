@@ -568,9 +568,10 @@ impl Source for Rows {
     }
 }
 
-/// A sink that cannot take anything until the source has produced every row (as slow as it gets).
+/// A sink that takes nothing until `open` is raised (as slow as it gets), then `pause` per prediction.
 struct Stalled {
     open: Arc<AtomicBool>,
+    pause: Duration,
     seen: Arc<Mutex<Vec<u64>>>,
 }
 
@@ -582,6 +583,7 @@ impl Sink for Stalled {
         while !self.open.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(1));
         }
+        std::thread::sleep(self.pause);
         self.seen.lock().unwrap().push(prediction.sequence);
         Ok(())
     }
@@ -594,6 +596,12 @@ fn a_stalled_sink_keeps_every_queue_within_its_bound() {
     for (policy, capacity) in [(QueuePolicy::DropOldest, 4), (QueuePolicy::Block, 4)] {
         let finished = Arc::new(AtomicBool::new(false));
         let seen = Arc::default();
+        // Drop-oldest: the sink waits for the source to finish. Block: that would deadlock by design (the source
+        // waits for room the sink never makes), so the sink is slow instead.
+        let (open, pause) = match policy {
+            QueuePolicy::DropOldest => (finished.clone(), Duration::ZERO),
+            QueuePolicy::Block => (Arc::new(AtomicBool::new(true)), Duration::from_millis(1)),
+        };
         let source = Rows {
             rows: rows.clone(),
             next: 0,
@@ -603,7 +611,8 @@ fn a_stalled_sink_keeps_every_queue_within_its_bound() {
             &f.cancer,
             Box::new(source),
             vec![Box::new(Stalled {
-                open: finished,
+                open,
+                pause,
                 seen: Arc::clone(&seen),
             })],
             LoopConfig {

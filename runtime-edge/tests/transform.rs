@@ -14,11 +14,12 @@ use std::time::{Duration, Instant, SystemTime};
 use indicatif::ProgressBar;
 use serde_json::{json, Value};
 use tern_edge::transform::{
-    self, AssembleWith, BatchStrategy, DataProcessing, JsonPath, Location, SplitType,
-    TransformConfig, TransformError,
+    self, BatchStrategy, DataProcessing, JsonPath, Location, SplitType, TransformConfig,
+    TransformError,
 };
 use tern_runtime::Package;
 use tern_trainer::algorithms::linear_learner::LinearLearner;
+use tern_trainer::algorithms::xgboost::XGBoost;
 use tern_trainer::data::{Channel, TrainingInput};
 use tern_trainer::{Algorithm, Hyperparameters, TrainingContext};
 
@@ -28,8 +29,11 @@ fn repo_root() -> PathBuf {
 
 struct Fixture {
     _dir: tempfile::TempDir,
+    /// Linear Learner: takes text/csv, application/json, RecordIO; answers JSON, JSON Lines, RecordIO.
     package_dir: PathBuf,
     package: Package,
+    /// XGBoost (binary:logistic): takes text/csv, libsvm, RecordIO; answers text/csv (one score per row), JSON.
+    xgboost: Package,
     /// The test split's feature rows (label dropped), as CSV lines.
     rows: Vec<String>,
 }
@@ -75,6 +79,19 @@ fn fixture() -> &'static Fixture {
             .unwrap()
             .write(&package_dir)
             .unwrap();
+        let raw: BTreeMap<String, String> = [("objective", "binary:logistic"), ("num_round", "20")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let hyperparameters =
+            Hyperparameters::parse(XGBoost.name(), XGBoost.hyperparameters(), &raw).unwrap();
+        let artifact = XGBoost
+            .train(&hyperparameters, &input, &mut TrainingContext::new(true))
+            .unwrap();
+        tern_compiler::compile(&artifact, &options)
+            .unwrap()
+            .write(&dir.path().join("xgboost"))
+            .unwrap();
         let rows = fs::read_to_string(data.join("test.csv"))
             .unwrap()
             .lines()
@@ -83,6 +100,7 @@ fn fixture() -> &'static Fixture {
             .collect();
         Fixture {
             package: Package::load(&package_dir).unwrap(),
+            xgboost: Package::load(&dir.path().join("xgboost")).unwrap(),
             package_dir,
             _dir: dir,
             rows,
@@ -92,10 +110,13 @@ fn fixture() -> &'static Fixture {
 
 /// What `tern predict` answers (Package::predict_stream, the function it calls) for `rows` as `accept`.
 fn predicted(rows: &[String], accept: &str) -> String {
+    predicted_by(&fixture().package, rows, accept)
+}
+
+fn predicted_by(package: &Package, rows: &[String], accept: &str) -> String {
     let body = rows.join("\n") + "\n";
     let mut out = Vec::new();
-    fixture()
-        .package
+    package
         .predict_stream(body.as_bytes(), "text/csv", accept, &mut out)
         .unwrap();
     String::from_utf8(out).unwrap()
@@ -120,7 +141,7 @@ fn tern_binary() -> PathBuf {
     binary
 }
 
-fn config(content_type: &str, accept: &str) -> TransformConfig {
+fn base_config(content_type: &str, accept: &str) -> TransformConfig {
     TransformConfig {
         content_type: content_type.to_string(),
         accept: accept.to_string(),
@@ -133,8 +154,17 @@ fn run_local(
     output: &Path,
     config: &TransformConfig,
 ) -> Result<transform::TransformSummary, TransformError> {
+    run_local_with(&fixture().package, input, output, config)
+}
+
+fn run_local_with(
+    package: &Package,
+    input: &Path,
+    output: &Path,
+    config: &TransformConfig,
+) -> Result<transform::TransformSummary, TransformError> {
     transform::transform(
-        &fixture().package,
+        package,
         &Location::Local(input.to_path_buf()),
         &Location::Local(output.to_path_buf()),
         config,
@@ -174,13 +204,13 @@ fn folder_of_csv_files_equals_predict_for_every_batch_strategy() {
             "application/jsonlines",
             "single",
         ),
-        (BatchStrategy::MultiRecord, 1, "text/csv", "csv"),
+        (BatchStrategy::MultiRecord, 1, "application/json", "json"),
     ] {
         let output = work.path().join(name);
         let config = TransformConfig {
             batch_strategy: strategy,
             max_payload_mb: max_mb,
-            ..config("text/csv", accept)
+            ..base_config("text/csv", accept)
         };
         let summary = run_local(&input, &output, &config).unwrap();
         assert_eq!(summary.transformed.len(), 3);
@@ -193,7 +223,12 @@ fn folder_of_csv_files_equals_predict_for_every_batch_strategy() {
         }
         for (i, part) in parts.iter().enumerate() {
             let got = fs::read_to_string(output.join(format!("part-{i}.csv.out"))).unwrap();
-            assert_eq!(got, predicted(part, accept), "{name} part {i}");
+            // AssembleWith Line ends each request's output with a line break (JSON Lines already do).
+            let mut expected = predicted(part, accept);
+            if !expected.ends_with('\n') {
+                expected.push('\n');
+            }
+            assert_eq!(got, expected, "{name} part {i}");
         }
     }
 }
@@ -214,7 +249,7 @@ fn multi_record_batches_never_exceed_max_payload() {
     let size = fs::metadata(&input).unwrap().len() as usize;
     let config = TransformConfig {
         max_payload_mb: 1,
-        ..config("text/csv", "text/csv")
+        ..base_config("text/csv", "application/jsonlines")
     };
     let summary = run_local(&input, &work.path().join("out"), &config).unwrap();
     assert!(
@@ -222,7 +257,7 @@ fn multi_record_batches_never_exceed_max_payload() {
         "{summary:?}"
     );
     let got = fs::read_to_string(work.path().join("out/big.csv.out")).unwrap();
-    assert_eq!(got, predicted(&rows, "text/csv"));
+    assert_eq!(got, predicted(&rows, "application/jsonlines"));
 }
 
 #[test]
@@ -233,7 +268,7 @@ fn a_record_over_max_payload_names_its_line() {
     fs::write(&input, format!("{}\n{long}\n", fixture().rows[0])).unwrap();
     let config = TransformConfig {
         max_payload_mb: 1,
-        ..config("text/csv", "text/csv")
+        ..base_config("text/csv", "application/jsonlines")
     };
     match run_local(&input, &work.path().join("out"), &config) {
         Err(TransformError::PayloadTooLarge { record, .. }) => assert_eq!(record, 2),
@@ -256,7 +291,7 @@ fn split_none_and_recordio_inputs() {
     fs::write(&csv, rows.join("\n") + "\n").unwrap();
     let config = TransformConfig {
         split_type: SplitType::None,
-        ..config("text/csv", "application/json")
+        ..base_config("text/csv", "application/json")
     };
     let summary = run_local(&csv, &work.path().join("none"), &config).unwrap();
     assert_eq!((summary.records, summary.requests), (1, 1));
@@ -288,7 +323,7 @@ fn split_none_and_recordio_inputs() {
     let config = TransformConfig {
         split_type: SplitType::RecordIo,
         batch_strategy: BatchStrategy::SingleRecord,
-        ..config("application/x-recordio-protobuf", "application/jsonlines")
+        ..base_config("application/x-recordio-protobuf", "application/jsonlines")
     };
     let summary = run_local(&recordio, &work.path().join("rec"), &config).unwrap();
     assert_eq!((summary.records, summary.requests), (20, 20));
@@ -315,15 +350,17 @@ fn csv_id_column_filtered_out_then_joined_back() {
             join_input: true,
             output_filter: JsonPath::parse("$[0,-1]").unwrap(),
         },
-        ..config("text/csv", "text/csv")
+        ..base_config("text/csv", "text/csv")
     };
-    run_local(&input, &work.path().join("out"), &config).unwrap();
+    let xgboost = &fixture().xgboost;
+    run_local_with(xgboost, &input, &work.path().join("out"), &config).unwrap();
     let got = fs::read_to_string(work.path().join("out/ids.csv.out")).unwrap();
-    // text/csv answers "score,predicted_label" per row: the last column is the label.
-    let expected: String = predictions(rows)
-        .iter()
+    // XGBoost's text/csv answer is one score per row: the last column of the joined row.
+    let csv_out = predicted_by(xgboost, rows, "text/csv");
+    let expected: String = csv_out
+        .lines()
         .enumerate()
-        .map(|(i, p)| format!("id-{i},{}\n", p["predicted_label"]))
+        .map(|(i, score)| format!("id-{i},{score}\n"))
         .collect();
     assert_eq!(got, expected);
 
@@ -335,9 +372,8 @@ fn csv_id_column_filtered_out_then_joined_back() {
         },
         ..config.clone()
     };
-    run_local(&input, &work.path().join("joined"), &config).unwrap();
+    run_local_with(xgboost, &input, &work.path().join("joined"), &config).unwrap();
     let got = fs::read_to_string(work.path().join("joined/ids.csv.out")).unwrap();
-    let csv_out = predicted(rows, "text/csv");
     let expected: String = lines
         .iter()
         .zip(csv_out.lines())
@@ -349,7 +385,8 @@ fn csv_id_column_filtered_out_then_joined_back() {
 #[test]
 fn json_lines_features_filtered_and_joined_as_sagemaker_output() {
     // SageMaker's documented JSON case: InputFilter "$.features", JoinSource Input, OutputFilter
-    // "$['id','SageMakerOutput']".
+    // "$['id','SageMakerOutput']". Each line is one application/json request (Linear Learner takes no JSON Lines),
+    // so requests carry one record each.
     let work = tempfile::tempdir().unwrap();
     let rows = &fixture().rows[..10];
     let input = work.path().join("records.jsonl");
@@ -368,7 +405,7 @@ fn json_lines_features_filtered_and_joined_as_sagemaker_output() {
         .enumerate()
         .map(|(i, p)| json!({"id": i, "SageMakerOutput": p}))
         .collect();
-    for strategy in [BatchStrategy::MultiRecord, BatchStrategy::SingleRecord] {
+    for strategy in [BatchStrategy::SingleRecord] {
         let config = TransformConfig {
             batch_strategy: strategy,
             data_processing: DataProcessing {
@@ -376,7 +413,7 @@ fn json_lines_features_filtered_and_joined_as_sagemaker_output() {
                 join_input: true,
                 output_filter: JsonPath::parse("$['id','SageMakerOutput']").unwrap(),
             },
-            ..config("application/jsonlines", "application/jsonlines")
+            ..base_config("application/json", "application/jsonlines")
         };
         let output = work.path().join(format!("{strategy:?}"));
         run_local(&input, &output, &config).unwrap();
@@ -390,12 +427,13 @@ fn json_lines_features_filtered_and_joined_as_sagemaker_output() {
 
     // Accept application/json: each record's output is its own {"predictions":[…]} response.
     let config = TransformConfig {
+        batch_strategy: BatchStrategy::SingleRecord,
         data_processing: DataProcessing {
             input_filter: JsonPath::parse("$.features").unwrap(),
             join_input: true,
             output_filter: JsonPath::parse("$.SageMakerOutput.predictions[0].score").unwrap(),
         },
-        ..config("application/jsonlines", "application/json")
+        ..base_config("application/json", "application/json")
     };
     run_local(&input, &work.path().join("scores"), &config).unwrap();
     let got: Vec<Value> = fs::read_to_string(work.path().join("scores/records.jsonl.out"))
@@ -431,11 +469,12 @@ fn non_object_json_inputs_are_wrapped_in_sagemaker_input() {
     )
     .unwrap();
     let config = TransformConfig {
+        batch_strategy: BatchStrategy::SingleRecord,
         data_processing: DataProcessing {
             join_input: true,
             ..DataProcessing::default()
         },
-        ..config("application/jsonlines", "text/csv")
+        ..base_config("application/json", "application/jsonlines")
     };
     run_local(&input, &work.path().join("out"), &config).unwrap();
     let got: Vec<Value> = fs::read_to_string(work.path().join("out/arrays.jsonl.out"))
@@ -443,13 +482,10 @@ fn non_object_json_inputs_are_wrapped_in_sagemaker_input() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    // A CSV output joined into JSON: its fields as numbers (score, predicted_label).
     let expected: Vec<Value> = arrays
         .into_iter()
         .zip(predictions(rows))
-        .map(|(input, p)| {
-            json!({"SageMakerInput": input, "SageMakerOutput": [p["score"], p["predicted_label"]]})
-        })
+        .map(|(input, p)| json!({"SageMakerInput": input, "SageMakerOutput": p}))
         .collect();
     assert_eq!(got, expected);
 }
@@ -470,7 +506,7 @@ fn filter_errors_name_the_expression_file_and_line() {
             input_filter: JsonPath::parse("$.features").unwrap(),
             ..DataProcessing::default()
         },
-        ..config("application/jsonlines", "application/jsonlines")
+        ..base_config("application/json", "application/jsonlines")
     };
     let error = run_local(&input, &work.path().join("out"), &config).unwrap_err();
     let message = error.to_string();
@@ -486,7 +522,7 @@ fn filter_errors_name_the_expression_file_and_line() {
             input_filter: JsonPath::parse("$[1:]").unwrap(),
             ..DataProcessing::default()
         },
-        ..config("application/x-recordio-protobuf", "application/jsonlines")
+        ..base_config("application/x-recordio-protobuf", "application/jsonlines")
     };
     assert!(matches!(
         config.validate(),
@@ -502,7 +538,7 @@ fn the_model_refusing_a_row_names_the_records_of_the_request() {
     fs::write(&input, format!("{}\n{}\n1,2,3\n", rows[0], rows[1])).unwrap();
     let config = TransformConfig {
         batch_strategy: BatchStrategy::SingleRecord,
-        ..config("text/csv", "text/csv")
+        ..base_config("text/csv", "application/jsonlines")
     };
     let message = run_local(&input, &work.path().join("out"), &config)
         .unwrap_err()
