@@ -13,6 +13,8 @@ use tern_trainer::evaluation;
 use tern_trainer::job::{self, JobOptions, SageMakerLayout};
 use tern_trainer::{algorithms, Artifact, TrainingContext};
 
+mod serve;
+
 mod edge;
 
 #[derive(Parser)]
@@ -72,6 +74,10 @@ enum Command {
         #[command(subcommand)]
         command: edge::EdgeCommand,
     },
+    /// The SageMaker-compatible endpoint: GET /ping, POST /invocations on port 8080 (SAGEMAKER_BIND_TO_PORT),
+    /// production variants, inference pipelines, micro-batching, /metrics. Without a package it serves
+    /// /opt/ml/model, as SageMaker runs a container (`docker run <image> serve`).
+    Serve(serve::ServeArgs),
     /// List the algorithms and their hyperparameters (SageMaker's names, kinds and defaults).
     Algorithms {
         /// Show only this algorithm.
@@ -243,6 +249,7 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("wrote {}", output.display());
             Ok(())
         }
+        Command::Serve(args) => serve::serve(args),
         Command::Algorithms { name } => list_algorithms(name.as_deref()),
     }
 }
