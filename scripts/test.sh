@@ -16,6 +16,7 @@ bash scripts/setup-gpu.sh            # Vulkan loader + Mesa lavapipe: the traine
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 .venv/bin/python tests/python/export_datasets.py tests/data/generated >/dev/null
+bash scripts/setup-web.sh            # wasm runtime (npm package, WASI), web demo, chromium: wasm(node) column, browser tests
 bash scripts/setup-edge.sh           # mosquitto (the device loop's MQTT tests start their own broker on loopback)
 
 # One release build serves every suite (numeric tests are too slow unoptimised) and the end-to-end tests' binary.
