@@ -20,9 +20,13 @@ import sys
 
 import numpy as np
 import requests
-from sagemaker.amazon.common import RecordDeserializer, RecordSerializer
-from sagemaker.deserializers import JSONDeserializer, JSONLinesDeserializer
-from sagemaker.serializers import CSVSerializer, JSONLinesSerializer, JSONSerializer
+
+# The SDK prints its config notices on stdout at import: keep stdout for the results.
+RESULTS = sys.stdout
+sys.stdout = sys.stderr
+from sagemaker.amazon.common import RecordDeserializer, RecordSerializer  # noqa: E402
+from sagemaker.deserializers import JSONDeserializer, JSONLinesDeserializer  # noqa: E402
+from sagemaker.serializers import CSVSerializer, JSONLinesSerializer, JSONSerializer  # noqa: E402
 
 SERIALIZERS = {
     "csv": CSVSerializer(),
@@ -101,7 +105,7 @@ def main():
         for spec in job["requests"]:
             for _ in range(spec.get("repeat", 1)):
                 results.append(send(session, job["url"], spec))
-    json.dump(results, sys.stdout)
+    json.dump(results, RESULTS)
 
 
 if __name__ == "__main__":

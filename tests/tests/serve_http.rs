@@ -474,7 +474,7 @@ fn content_types_status_codes_payload_limit_and_metrics() {
         {"name": "not a number", "body": "1.0,2.0,oops\n", "serializer": "raw", "content_type": "text/csv"},
         {"name": "wrong width", "rows": [[1.0, 2.0, 3.0]], "serializer": "json"},
         {"name": "truncated json", "body": "{\"instances\": [", "serializer": "raw", "content_type": "application/json"},
-        {"name": "too large", "rows": packages.rows.iter().take(80).collect::<Vec<_>>(), "serializer": "csv"},
+        {"name": "too large", "rows": packages.rows.iter().cycle().take(400).collect::<Vec<_>>(), "serializer": "csv"},
         {"name": "unknown variant", "rows": [rows[0]], "serializer": "csv",
          "headers": {"X-Amzn-SageMaker-Target-Variant": "Nope"}},
     ]));
