@@ -463,7 +463,10 @@ fn non_finite_features_are_refused_unless_the_model_reads_missing_values() {
         .run(&[1.0, 2.0, 3.0, 4.0, f32::NAN, 6.0], 2)
         .unwrap_err()
         .to_string();
-    assert!(text.contains("record 2") && text.contains("features[1]"), "{text}");
+    assert!(
+        text.contains("record 2") && text.contains("features[1]"),
+        "{text}"
+    );
 
     // Trees read NaN as missing: the same row is answered.
     let onnx = stump_regressor();
@@ -473,7 +476,10 @@ fn non_finite_features_are_refused_unless_the_model_reads_missing_values() {
         .run(&[0.0, f32::INFINITY, 0.0], 1)
         .unwrap_err()
         .to_string();
-    assert!(text.contains("features[1]") && text.contains("finite"), "{text}");
+    assert!(
+        text.contains("features[1]") && text.contains("finite"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -482,7 +488,10 @@ fn a_graph_with_an_unknown_op_is_refused_naming_the_op() {
     let error = Package::from_bytes(manifest(&onnx, false).to_string().as_bytes(), &onnx)
         .unwrap_err()
         .to_string();
-    assert!(error.contains("model.onnx") && error.contains("Frobnicate"), "{error}");
+    assert!(
+        error.contains("model.onnx") && error.contains("Frobnicate"),
+        "{error}"
+    );
 }
 
 #[test]

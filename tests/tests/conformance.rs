@@ -242,11 +242,13 @@ const KNN_INT8: &str = "the compiler refuses int8 stored points (drift check): p
     distances enough to change some neighbours, so vote shares differ by up to 0.2 beyond the 0.1 limit";
 
 /// Why onnxruntime cannot run the Random Cut Forest package.
-const RCF_ORT: &str = "the graph's RandomCutForestScore is an ai.tern op (docs/ai.tern.md), implemented in \
+const RCF_ORT: &str =
+    "the graph's RandomCutForestScore is an ai.tern op (docs/ai.tern.md), implemented in \
     tern-runtime only; onnxruntime has no implementation of it";
 
 /// Why Random Cut Forest has no f16 or int8 package.
-const RCF_PRECISION: &str = "the compiler refuses f16 and int8 for Random Cut Forest: the forest's cuts and boxes \
+const RCF_PRECISION: &str =
+    "the compiler refuses f16 and int8 for Random Cut Forest: the forest's cuts and boxes \
     are op attributes, not weights, so there is nothing to quantize";
 
 /// A runtime's predictions: flattened scores (rows × columns) and labels for classifiers.
