@@ -330,6 +330,13 @@ fn ivf_flat_accuracy_is_within_a_point_of_flat() {
     )
     .unwrap();
     assert_eq!(all.meta.model["nlists"], json!(33));
+    // `auto` nprobe is FAISS's default: one list per query.
+    let (auto, _) = train(
+        &classifier_hp("5", "64", &[("index_type", "faiss.IVFFlat")]),
+        &input("digits", false),
+    )
+    .unwrap();
+    assert_eq!(auto.meta.model["nprobe"], json!(1));
     let rows = test_rows("digits");
     assert_eq!(
         model(&all).neighbours_of(&rows.features, "t").unwrap(),

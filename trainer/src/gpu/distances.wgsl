@@ -1,5 +1,6 @@
-// Squared Euclidean distances between rows and points (K-Means centres, k-NN index points), both row-major f32
-// with `dim` values each. Every distance is summed in feature order, ((0 + d0²) + d1²) + …, as the CPU code does.
+// Squared Euclidean distances (or, for `pairwise` with score 1, inner products) between rows and points (K-Means
+// centres, k-NN index points), both row-major f32 with `dim` values each. Every sum runs in feature order,
+// ((0 + t0) + t1) + …, as the CPU code does.
 
 struct Params {
     rows: u32,
@@ -7,6 +8,11 @@ struct Params {
     dim: u32,
     // Workgroups per row of the dispatch grid, for `assign` (which spreads rows over x and y).
     groups_x: u32,
+    // What `pairwise` computes: 0 squared Euclidean distance, 1 inner product.
+    score: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -20,8 +26,8 @@ const TILE: u32 = 16u;
 var<workgroup> row_tile: array<array<f32, 16>, 16>;
 var<workgroup> point_tile: array<array<f32, 16>, 16>;
 
-// One invocation per (row, point): distances[row * points + point]. Workgroup (x, y) covers points
-// x*16 .. x*16+15 and rows y*16 .. y*16+15; both operands pass through workgroup memory 16 features at a time.
+// One invocation per (row, point): distances[row * points + point], or the inner product when params.score is 1.
+// Workgroup (x, y) covers points x*16 .. x*16+15 and rows y*16 .. y*16+15; both operands pass through workgroup memory 16 features at a time.
 @compute @workgroup_size(16, 16)
 fn pairwise(@builtin(local_invocation_id) local: vec3<u32>, @builtin(workgroup_id) group: vec3<u32>) {
     let row = group.y * TILE + local.y;
@@ -43,9 +49,15 @@ fn pairwise(@builtin(local_invocation_id) local: vec3<u32>, @builtin(workgroup_i
         point_tile[local.y][local.x] = p;
         workgroupBarrier();
         let width = min(TILE, params.dim - start);
-        for (var t = 0u; t < width; t++) {
-            let difference = row_tile[local.y][t] - point_tile[local.x][t];
-            total = total + difference * difference;
+        if (params.score == 1u) {
+            for (var t = 0u; t < width; t++) {
+                total = total + row_tile[local.y][t] * point_tile[local.x][t];
+            }
+        } else {
+            for (var t = 0u; t < width; t++) {
+                let difference = row_tile[local.y][t] - point_tile[local.x][t];
+                total = total + difference * difference;
+            }
         }
         workgroupBarrier();
     }

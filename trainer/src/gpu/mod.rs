@@ -4,9 +4,10 @@
 //!
 //! - [`Gpu::assign_nearest`]: each row's nearest point and squared distance — the K-Means assignment step.
 //! - [`Gpu::pairwise_sq_distances`] / [`Gpu::for_each_distance_block`]: the full `rows × points` matrix, or the same
-//!   one block of rows at a time (bounded memory), ready for a top-k selection per row (k-NN).
+//!   one block of rows at a time (bounded memory), ready for a top-k selection per row (k-NN);
+//!   [`Gpu::for_each_score_block`] does the same for inner products ([`Score`]).
 //!
-//! Every distance is summed in feature order in f32, `((0 + d₀²) + d₁²) + …`, as the CPU code in
+//! Every distance (inner product) is summed in feature order in f32, `((0 + d₀²) + d₁²) + …`, as the CPU code in
 //! `algorithms::kmeans` does, so results agree with it to rounding (a GPU compiler may fuse a multiply-add).
 //! Inputs of any size are tiled so that no dispatch exceeds the 65,535-workgroup limit per dimension and no buffer
 //! exceeds the adapter's binding limit. Every failure (no adapter, device refused, out of memory, a validation
@@ -77,21 +78,35 @@ pub struct Gpu {
     uncaptured: Arc<Mutex<Option<String>>>,
 }
 
-/// The kernels' uniform block (`Params` in distances.wgsl).
+/// What [`Gpu::for_each_score_block`] computes between a row `x` and a point `y`, summed in f32 in feature order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Score {
+    /// `Σ (xᵢ − yᵢ)²`.
+    SquaredEuclidean,
+    /// `Σ xᵢ yᵢ`.
+    InnerProduct,
+}
+
+/// The kernels' uniform block (`Params` in distances.wgsl; `score` only matters to `pairwise`).
 #[derive(Clone, Copy)]
 struct Params {
     rows: u32,
     points: u32,
     dim: u32,
     groups_x: u32,
+    score: Score,
 }
 
 impl Params {
-    fn bytes(self) -> [u8; 16] {
-        let mut out = [0u8; 16];
+    fn bytes(self) -> [u8; 32] {
+        let score = match self.score {
+            Score::SquaredEuclidean => 0,
+            Score::InnerProduct => 1,
+        };
+        let mut out = [0u8; 32];
         for (chunk, value) in
             out.chunks_exact_mut(4)
-                .zip([self.rows, self.points, self.dim, self.groups_x])
+                .zip([self.rows, self.points, self.dim, self.groups_x, score])
         {
             chunk.copy_from_slice(&value.to_le_bytes());
         }
@@ -238,6 +253,7 @@ impl Gpu {
                 points: m as u32,
                 dim: dim as u32,
                 groups_x: groups_x as u32,
+                score: Score::SquaredEuclidean,
             };
             let rows_buffer = self.upload("rows", &rows[start * dim..(start + count) * dim]);
             let distances = self.output("distances", bytes_of(count));
@@ -288,6 +304,19 @@ impl Gpu {
         rows: &[f32],
         points: &[f32],
         dim: usize,
+        block: impl FnMut(usize, &[f32]),
+    ) -> Result<(), GpuError> {
+        self.for_each_score_block(rows, points, dim, Score::SquaredEuclidean, block)
+    }
+
+    /// As [`Gpu::for_each_distance_block`], computing `score` (squared Euclidean distances or inner products) of
+    /// every row against every point. Errors as [`Gpu::for_each_distance_block`].
+    pub fn for_each_score_block(
+        &self,
+        rows: &[f32],
+        points: &[f32],
+        dim: usize,
+        score: Score,
         mut block: impl FnMut(usize, &[f32]),
     ) -> Result<(), GpuError> {
         let (n, m) = shapes(rows, points, dim)?;
@@ -334,6 +363,7 @@ impl Gpu {
                     points: points_here_u32,
                     dim: dim as u32,
                     groups_x: points_here.div_ceil(TILE) as u32,
+                    score,
                 };
                 let grid = (
                     points_here.div_ceil(TILE) as u32,

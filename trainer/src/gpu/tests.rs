@@ -1,6 +1,6 @@
-//! The GPU kernels against the CPU code (`algorithms::kmeans::assign` and a naive loop), on scikit-learn's digits
-//! and on seeded random data, including inputs large enough to need several dispatches. Needs an adapter: on a
-//! machine without a GPU, Mesa's lavapipe (scripts/setup-gpu.sh) with XDG_RUNTIME_DIR set.
+//! The GPU kernels against the CPU code (`algorithms::kmeans::assign`, k-NN's flat search and a naive loop), on
+//! scikit-learn's digits and on seeded random data, including inputs large enough to need several dispatches.
+//! Needs an adapter: on a machine without a GPU, Mesa's lavapipe (scripts/setup-gpu.sh) with XDG_RUNTIME_DIR set.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Gpu, GpuError};
+use super::{Gpu, GpuError, Score};
 use crate::algorithm::{Algorithm, Device, TrainingContext};
 use crate::algorithms::kmeans::{assign, KMeans};
+use crate::algorithms::knn::{index, Knn, KnnModel, Metric, Scorer};
 use crate::data::{Channel, FeatureMatrix, TrainingInput};
 use crate::hyperparameters::Hyperparameters;
 
@@ -260,5 +261,145 @@ fn kmeans_trained_on_the_gpu_equals_the_cpu() {
             (c - g).abs() <= 1e-4 * c,
             "train:msd {g} on the GPU, {c} on the CPU"
         );
+    }
+}
+
+fn naive_inner_products(rows: &[f32], points: &[f32], d: usize) -> Vec<f32> {
+    let mut out = Vec::new();
+    for row in rows.chunks_exact(d) {
+        for point in points.chunks_exact(d) {
+            out.push(row.iter().zip(point).map(|(a, b)| a * b).sum());
+        }
+    }
+    out
+}
+
+#[test]
+fn inner_products_equal_the_cpu_in_several_blocks() {
+    let mut gpu = gpu();
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    let (n, m, d) = (517, 203, 41);
+    let rows = uniform(&mut rng, n * d);
+    let points = uniform(&mut rng, m * d);
+    let want = naive_inner_products(&rows, &points, d);
+    gpu.buffer_limit = 16 * 1024;
+    let mut have = Vec::new();
+    gpu.for_each_score_block(&rows, &points, d, Score::InnerProduct, |start, block| {
+        assert_eq!(start * m, have.len());
+        have.extend_from_slice(block);
+    })
+    .unwrap();
+    assert_close(&have, &want);
+}
+
+/// Trains k-NN on digits with `extra` hyperparameters on the CPU and on the GPU.
+fn knn_on_both(extra: &[(&str, &str)]) -> [(crate::Artifact, TrainingContext); 2] {
+    let mut raw: BTreeMap<String, String> = [
+        ("feature_dim", "64"),
+        ("k", "5"),
+        ("predictor_type", "classifier"),
+        ("sample_size", "100000"),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    raw.insert("mini_batch_size".into(), "100".into());
+    let hyperparameters = Hyperparameters::parse("knn", Knn.hyperparameters(), &raw).unwrap();
+    let input = TrainingInput {
+        train: Channel::from_path("train", &digits_path("train"), None).unwrap(),
+        validation: None,
+        test: Some(Channel::from_path("test", &digits_path("test"), None).unwrap()),
+    };
+    [Device::Cpu, Device::Gpu].map(|device| {
+        let mut context = TrainingContext::new(true).with_device(device);
+        let artifact = Knn.train(&hyperparameters, &input, &mut context).unwrap();
+        (artifact, context)
+    })
+}
+
+#[test]
+fn knn_on_the_gpu_finds_the_cpu_neighbours_on_digits() {
+    let scorer = Scorer::Gpu(gpu());
+    let test = digits("test");
+    for metric in ["L2", "INNER_PRODUCT", "COSINE"] {
+        for index_type in ["faiss.Flat", "faiss.IVFFlat"] {
+            let extra = [
+                ("index_metric", metric),
+                ("index_type", index_type),
+                ("faiss_index_ivf_nlists", "12"),
+                ("faiss_index_ivf_nprobe", "3"),
+            ];
+            let [(cpu, on_cpu), (gpu, on_gpu)] = knn_on_both(&extra);
+            // Training: the IVF coarse quantizer's assignments (GPU) give the same centroids and lists.
+            assert_eq!(cpu.tensors, gpu.tensors, "{metric} {index_type}: tensors");
+            // Test channel: every mini-batch's accuracy, as logged.
+            let accuracy = |context: &TrainingContext| -> Vec<(String, f64)> {
+                context
+                    .metrics()
+                    .iter()
+                    .map(|m| (m.name.clone(), m.value))
+                    .collect()
+            };
+            assert_eq!(
+                accuracy(&on_cpu),
+                accuracy(&on_gpu),
+                "{metric} {index_type}"
+            );
+            assert!(
+                !accuracy(&on_cpu).is_empty()
+                    || cpu.meta.training_metrics.contains_key("test:accuracy")
+            );
+            assert_eq!(
+                cpu.meta.training_metrics, gpu.meta.training_metrics,
+                "{metric} {index_type}"
+            );
+            // Predictions: identical neighbours, scores and labels.
+            let model = KnnModel::from_artifact(&cpu).unwrap();
+            let want = model.neighbours_of(&test, "test").unwrap();
+            let have = model.neighbours_on(&scorer, &test, "test").unwrap();
+            assert_eq!(have, want, "{metric} {index_type}: neighbours");
+            assert_eq!(
+                model.predicted_values(&have),
+                model.predicted_values(&want),
+                "{metric} {index_type}: labels"
+            );
+            let accuracy = cpu.meta.training_metrics["test:accuracy"];
+            eprintln!(
+                "digits k=5 {metric} {index_type}: test:accuracy {accuracy:.4} on both devices"
+            );
+            // Inner products of unnormalised rows favour long rows over near ones: a weaker classifier.
+            let floor = if metric == "INNER_PRODUCT" { 0.7 } else { 0.9 };
+            assert!(
+                accuracy > floor,
+                "{metric} {index_type}: accuracy {accuracy}"
+            );
+        }
+    }
+}
+
+#[test]
+fn knn_flat_search_on_the_gpu_keeps_ties_and_blocks_like_the_cpu() {
+    let mut gpu = gpu();
+    // Integer data in [0, 4) over 3 dimensions: many exact ties; a small buffer limit splits rows and points.
+    gpu.buffer_limit = 32 * 1024;
+    let scorer = Scorer::Gpu(gpu);
+    let mut rng = ChaCha8Rng::seed_from_u64(23);
+    let integers = |rng: &mut ChaCha8Rng, count: usize| -> Vec<f32> {
+        (0..count).map(|_| rng.gen_range(0..4) as f32).collect()
+    };
+    for d in [3, 19] {
+        let points =
+            ndarray::Array2::from_shape_vec((3000, d), integers(&mut rng, 3000 * d)).unwrap();
+        let queries =
+            ndarray::Array2::from_shape_vec((257, d), integers(&mut rng, 257 * d)).unwrap();
+        let norms = index::squared_norms(points.view());
+        for metric in [Metric::L2, Metric::InnerProduct] {
+            let want = index::flat_search(queries.view(), points.view(), &norms, metric, 7);
+            let have =
+                index::flat_search_on(&scorer, queries.view(), points.view(), &norms, metric, 7)
+                    .unwrap();
+            assert_eq!(have, want, "d={d} {metric:?}");
+        }
     }
 }

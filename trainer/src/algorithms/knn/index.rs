@@ -1,18 +1,23 @@
 //! Exact k-nearest-neighbour search over stored points (flat), and the inverted-file (IVF) layout on top of it.
 //!
-//! **Flat search.** Queries and points are compared in blocks: a float32 matrix product gives every score
-//! approximately (`‖x‖² − 2x·y + ‖y‖²` for L2, `x·y` for inner products); a point is kept as a candidate when its
-//! approximate score is within twice the product's rounding bound of the k-th best approximate score so far; the
-//! candidates are then scored exactly (in f64, `Σ(x−y)²` or `Σxy`) and ranked. The result is the exact k nearest
-//! points under f64 arithmetic on the stored f32 values, whatever the block sizes or thread count.
+//! **Flat search.** Every query is scored against every point approximately in float32 — on the CPU by a blocked
+//! matrix product (`‖x‖² − 2x·y + ‖y‖²` for L2, `x·y` for inner products), on the GPU ([`Scorer::Gpu`], feature
+//! `gpu`) by the wgpu kernels (`Σ(x−y)²`, `Σxy`); a point is kept as a candidate when its approximate score is
+//! within twice the float32 rounding bound of the k-th best approximate score so far; the candidates are then
+//! scored exactly (in f64, `Σ(x−y)²` or `Σxy`) and ranked. The result is the exact k nearest points under f64
+//! arithmetic on the stored f32 values, whatever the device, block sizes or thread count: the CPU and the GPU find
+//! the same neighbours with the same scores.
 //!
 //! **Ties** go to the lower point index (the earlier record of the sample): the neighbours are sorted by (score,
 //! index), which is the order ONNX `TopK` gives (equal values: lower index first), so compiled graphs agree.
 //!
 //! **IVF.** `nlists` centroids are trained by Lloyd's k-means on up to 256 points per centroid (FAISS's default
 //! sampling), each point is assigned to its nearest centroid (L2 for `L2`, largest inner product for
-//! `INNER_PRODUCT` and `COSINE`), and a query searches the lists of its `nprobe` nearest centroids (ranked like
-//! points: ties to the lower list index), then further lists in that order while fewer than `k` points were found.
+//! `INNER_PRODUCT` and `COSINE`), and the points are stored grouped by list. A query finds its `nprobe` nearest
+//! centroids (a flat search over the centroids, ties to the lower list index) and scans only those lists, in
+//! float32, then ranks the candidates exactly as the flat search does; only while the lists probed hold fewer than
+//! `k` points are further lists taken, in the order of the query's exact centroid ranking (FAISS would return
+//! fewer than k neighbours there). With every list probed the result equals the flat search's.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -24,6 +29,8 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::settings::Metric;
+use crate::algorithm::{Device, TrainingContext};
+use crate::TrainError;
 
 /// Queries per block of the matrix product.
 const QUERY_BLOCK: usize = 64;
@@ -40,6 +47,58 @@ pub struct Neighbours {
     /// `queries × k` scores: squared Euclidean distance for L2 (ascending), inner product / cosine similarity
     /// otherwise (descending), as FAISS reports them.
     pub scores: Vec<f32>,
+}
+
+impl Neighbours {
+    fn with_capacity(k: usize, queries: usize) -> Neighbours {
+        Neighbours {
+            k,
+            indices: Vec::with_capacity(queries * k),
+            scores: Vec::with_capacity(queries * k),
+        }
+    }
+
+    fn extend(&mut self, ranked: impl IntoIterator<Item = (u32, f32)>) {
+        for (index, score) in ranked {
+            self.indices.push(index);
+            self.scores.push(score);
+        }
+    }
+}
+
+/// Where the approximate scores of a flat search are computed: the training context's [`Device`]. Both find the
+/// same neighbours (see the module documentation).
+pub enum Scorer {
+    /// A float32 matrix product on the CPU (ndarray + rayon).
+    Cpu,
+    /// The wgpu distance kernels ([`crate::gpu::Gpu::for_each_score_block`]).
+    #[cfg(feature = "gpu")]
+    Gpu(crate::gpu::Gpu),
+}
+
+impl Scorer {
+    /// The scorer for `context`'s device, logging the GPU adapter chosen.
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] for `--device gpu` when no adapter opens or tern was built without the `gpu` feature.
+    pub fn for_device(context: &TrainingContext) -> Result<Scorer, TrainError> {
+        match context.device() {
+            Device::Cpu => Ok(Scorer::Cpu),
+            #[cfg(feature = "gpu")]
+            Device::Gpu => {
+                let gpu = crate::gpu::Gpu::new()
+                    .map_err(|e| TrainError::Config(format!("knn --device gpu: {e}")))?;
+                context.log(&format!("knn: distances on {}", gpu.adapter()));
+                Ok(Scorer::Gpu(gpu))
+            }
+            #[cfg(not(feature = "gpu"))]
+            Device::Gpu => Err(TrainError::Config(
+                "knn --device gpu: this tern was built without the `gpu` feature (cargo build --release -p tern \
+                 --features gpu)"
+                    .into(),
+            )),
+        }
+    }
 }
 
 /// Total order on f64 for heaps.
@@ -85,7 +144,95 @@ fn exact(metric: Metric, x: &[f32], y: &[f32]) -> (f64, f64) {
     }
 }
 
-/// Exact search of `queries` (rows) among `points` (rows), `k ≤ points` neighbours each; `norms[i] = ‖pointᵢ‖²`.
+/// Twice the rounding bound of a float32 score of `metric` between a query of squared norm `query_norm` and points
+/// of squared norm at most `max_norm`, in dimension `d` (any summation order, with slack for the norms and the sums
+/// around the products): two approximate scores within it may be in either order exactly.
+fn margin(metric: Metric, d: usize, query_norm: f64, max_norm: f64) -> f64 {
+    let unit = 2.0 * (d as f64 + 8.0) * f64::from(f32::EPSILON);
+    2.0 * match metric {
+        Metric::L2 => unit * (query_norm + max_norm),
+        _ => unit * (query_norm * max_norm).sqrt(),
+    }
+}
+
+/// `Σ vᵢ²` in f64.
+fn squared_norm(row: &[f32]) -> f64 {
+    row.iter().map(|&v| f64::from(v) * f64::from(v)).sum()
+}
+
+/// One query's k best approximate scores so far (smaller = nearer) and every point whose approximate score may
+/// still rank among the exact k best.
+struct Candidates {
+    k: usize,
+    margin: f64,
+    best: BinaryHeap<Key>,
+    kept: Vec<(f64, u32)>,
+}
+
+impl Candidates {
+    fn new(k: usize, margin: f64) -> Candidates {
+        Candidates {
+            k,
+            margin,
+            best: BinaryHeap::with_capacity(k + 1),
+            kept: Vec::new(),
+        }
+    }
+
+    /// The k-th best approximate score so far (+∞ before k were offered).
+    fn threshold(&self) -> f64 {
+        if self.best.len() < self.k {
+            f64::INFINITY
+        } else {
+            self.best.peek().map_or(f64::INFINITY, |t| t.0)
+        }
+    }
+
+    #[inline]
+    fn offer(&mut self, approx: f64, point: u32) {
+        if self.best.len() < self.k {
+            self.best.push(Key(approx));
+        } else if approx < self.threshold() {
+            self.best.pop();
+            self.best.push(Key(approx));
+        }
+        if approx <= self.threshold() + self.margin {
+            self.kept.push((approx, point));
+            if self.kept.len() > 4 * self.k + 256 {
+                let limit = self.threshold() + self.margin;
+                self.kept.retain(|&(a, _)| a <= limit);
+            }
+        }
+    }
+
+    /// The exact k nearest of the candidates to `x` among `points`, nearest first (ties to the lower index), with
+    /// their reported scores.
+    fn rank(self, x: &[f32], points: ArrayView2<f32>, metric: Metric) -> Vec<(u32, f32)> {
+        let limit = self.threshold() + self.margin;
+        let mut ranked: Vec<(f64, u32, f64)> = self
+            .kept
+            .iter()
+            .filter(|&&(a, _)| a <= limit)
+            .map(|&(_, j)| {
+                let y = points.row(j as usize);
+                let (key, score) = match y.as_slice() {
+                    Some(y) => exact(metric, x, y),
+                    None => exact(metric, x, &y.to_vec()),
+                };
+                (key, j, score)
+            })
+            .collect();
+        ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        ranked
+            .iter()
+            .take(self.k)
+            .map(|&(_, j, score)| (j, score as f32))
+            .collect()
+    }
+}
+
+/// Exact search of `queries` (rows) among `points` (rows), `k ≤ points` neighbours each, on the CPU;
+/// `norms[i] = ‖pointᵢ‖²`.
 pub fn flat_search(
     queries: ArrayView2<f32>,
     points: ArrayView2<f32>,
@@ -99,105 +246,121 @@ pub fn flat_search(
     let k = k.min(m);
     let max_norm = norms.iter().copied().fold(0.0f64, f64::max);
     let norms_f32: Vec<f32> = norms.iter().map(|&v| v as f32).collect();
-    // Rounding bound of a float32 dot product of length d (with slack for the norms and the sums around it).
-    let unit = 2.0 * (d as f64 + 8.0) * f64::from(f32::EPSILON);
-    let blocks: Vec<(Vec<u32>, Vec<f32>)> = (0..n)
+    let blocks: Vec<Vec<(u32, f32)>> = (0..n)
         .into_par_iter()
         .step_by(QUERY_BLOCK)
         .map(|start| {
             let end = (start + QUERY_BLOCK).min(n);
             let block = queries.slice(s![start..end, ..]);
-            let rows = end - start;
-            let query_norms: Vec<f64> = block
-                .rows()
-                .into_iter()
-                .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum())
-                .collect();
-            let margins: Vec<f64> = query_norms
+            let rows: Vec<Vec<f32>> = block.rows().into_iter().map(|r| r.to_vec()).collect();
+            let query_norms: Vec<f64> = rows.iter().map(|r| squared_norm(r)).collect();
+            let mut candidates: Vec<Candidates> = query_norms
                 .iter()
-                .map(|&qn| match metric {
-                    Metric::L2 => unit * (qn + max_norm),
-                    _ => unit * (qn * max_norm).sqrt(),
-                })
+                .map(|&qn| Candidates::new(k, margin(metric, d, qn, max_norm)))
                 .collect();
-            let mut heaps: Vec<BinaryHeap<Key>> = vec![BinaryHeap::with_capacity(k + 1); rows];
-            let mut candidates: Vec<Vec<(f64, u32)>> = vec![Vec::new(); rows];
             for p_start in (0..m).step_by(POINT_BLOCK) {
                 let p_end = (p_start + POINT_BLOCK).min(m);
                 let products = block.dot(&points.slice(s![p_start..p_end, ..]).t());
                 for (r, row) in products.axis_iter(Axis(0)).enumerate() {
                     let qn = query_norms[r] as f32;
-                    let heap = &mut heaps[r];
-                    let list = &mut candidates[r];
-                    let margin = 2.0 * margins[r];
+                    let found = &mut candidates[r];
                     for (offset, &g) in row.iter().enumerate() {
                         let j = p_start + offset;
-                        let approx = f64::from(match metric {
+                        let approx = match metric {
                             Metric::L2 => qn + norms_f32[j] - 2.0 * g,
                             _ => -g,
-                        });
-                        if heap.len() < k {
-                            heap.push(Key(approx));
-                        } else if approx < heap.peek().map_or(f64::INFINITY, |t| t.0) {
-                            heap.pop();
-                            heap.push(Key(approx));
-                        }
-                        let threshold = if heap.len() < k {
-                            f64::INFINITY
-                        } else {
-                            heap.peek().map_or(f64::INFINITY, |t| t.0)
                         };
-                        if approx <= threshold + margin {
-                            list.push((approx, j as u32));
-                        }
-                    }
-                    if list.len() > 4 * k + 256 {
-                        let threshold = heap.peek().map_or(f64::INFINITY, |t| t.0) + margin;
-                        list.retain(|&(a, _)| a <= threshold);
+                        found.offer(f64::from(approx), j as u32);
                     }
                 }
             }
-            let mut indices = Vec::with_capacity(rows * k);
-            let mut scores = Vec::with_capacity(rows * k);
-            for r in 0..rows {
-                let threshold = heaps[r].peek().map_or(f64::INFINITY, |t| t.0) + 2.0 * margins[r];
-                let x = block.row(r);
-                let x = x
-                    .as_slice()
-                    .map(<[f32]>::to_vec)
-                    .unwrap_or_else(|| x.to_vec());
-                let mut ranked: Vec<(f64, u32, f64)> = candidates[r]
-                    .iter()
-                    .filter(|&&(a, _)| a <= threshold)
-                    .map(|&(_, j)| {
-                        let y = points.row(j as usize);
-                        let (key, score) = match y.as_slice() {
-                            Some(y) => exact(metric, &x, y),
-                            None => exact(metric, &x, &y.to_vec()),
-                        };
-                        (key, j, score)
-                    })
-                    .collect();
-                ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                for &(_, j, score) in ranked.iter().take(k) {
-                    indices.push(j);
-                    scores.push(score as f32);
-                }
-            }
-            (indices, scores)
+            candidates
+                .into_iter()
+                .zip(&rows)
+                .flat_map(|(found, x)| found.rank(x, points, metric))
+                .collect()
         })
         .collect();
-    let mut out = Neighbours {
-        k,
-        indices: Vec::with_capacity(n * k),
-        scores: Vec::with_capacity(n * k),
-    };
-    for (indices, scores) in blocks {
-        out.indices.extend(indices);
-        out.scores.extend(scores);
+    let mut out = Neighbours::with_capacity(k, n);
+    for block in blocks {
+        out.extend(block);
     }
     debug_assert_eq!(out.indices.len(), n * k);
     out
+}
+
+/// [`flat_search`] with the approximate scores computed by `scorer`; the same neighbours and scores on every
+/// scorer.
+///
+/// # Errors
+/// [`TrainError::Algorithm`] when the GPU fails.
+pub fn flat_search_on(
+    scorer: &Scorer,
+    queries: ArrayView2<f32>,
+    points: ArrayView2<f32>,
+    norms: &[f64],
+    metric: Metric,
+    k: usize,
+) -> Result<Neighbours, TrainError> {
+    match scorer {
+        Scorer::Cpu => Ok(flat_search(queries, points, norms, metric, k)),
+        #[cfg(feature = "gpu")]
+        Scorer::Gpu(gpu) => gpu_flat_search(gpu, queries, points, norms, metric, k).map_err(|e| {
+            TrainError::Algorithm {
+                algorithm: super::NAME.into(),
+                message: format!("distances on the GPU: {e}"),
+            }
+        }),
+    }
+}
+
+/// [`flat_search`] with the approximate scores from the GPU, one block of queries at a time.
+#[cfg(feature = "gpu")]
+fn gpu_flat_search(
+    gpu: &crate::gpu::Gpu,
+    queries: ArrayView2<f32>,
+    points: ArrayView2<f32>,
+    norms: &[f64],
+    metric: Metric,
+    k: usize,
+) -> Result<Neighbours, crate::gpu::GpuError> {
+    use crate::gpu::Score;
+    let (n, m, d) = (queries.nrows(), points.nrows(), points.ncols());
+    let k = k.min(m);
+    let max_norm = norms.iter().copied().fold(0.0f64, f64::max);
+    let queries = queries.as_standard_layout();
+    let points = points.as_standard_layout();
+    let flat =
+        |a: &ndarray::CowArray<f32, ndarray::Ix2>| -> Vec<f32> { a.iter().copied().collect() };
+    let (query_values, point_values) = (flat(&queries), flat(&points));
+    let score = match metric {
+        Metric::L2 => Score::SquaredEuclidean,
+        _ => Score::InnerProduct,
+    };
+    let mut out = Neighbours::with_capacity(k, n);
+    gpu.for_each_score_block(&query_values, &point_values, d, score, |start, block| {
+        let ranked: Vec<Vec<(u32, f32)>> = block
+            .par_chunks_exact(m)
+            .enumerate()
+            .map(|(r, scores)| {
+                let x = &query_values[(start + r) * d..(start + r + 1) * d];
+                let mut found = Candidates::new(k, margin(metric, d, squared_norm(x), max_norm));
+                for (j, &value) in scores.iter().enumerate() {
+                    let approx = match metric {
+                        Metric::L2 => f64::from(value),
+                        _ => -f64::from(value),
+                    };
+                    found.offer(approx, j as u32);
+                }
+                found.rank(x, points.view(), metric)
+            })
+            .collect();
+        for row in ranked {
+            out.extend(row);
+        }
+    })?;
+    debug_assert_eq!(out.indices.len(), n * k);
+    Ok(out)
 }
 
 /// `‖row‖²` of every row, in f64.
@@ -217,7 +380,46 @@ pub fn coarse_metric(metric: Metric) -> Metric {
     }
 }
 
-/// An inverted-file layout: centroids, each point's list, and the lists.
+/// `Σ (xᵢ − yᵢ)²` in f32 over eight interleaved partial sums (vectorised by the compiler).
+#[inline]
+fn squared_distance_f32(x: &[f32], y: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (xs, ys) = (x.chunks_exact(8), y.chunks_exact(8));
+    let tail: f32 = xs
+        .remainder()
+        .iter()
+        .zip(ys.remainder())
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum();
+    for (a, b) in xs.zip(ys) {
+        for i in 0..8 {
+            let t = a[i] - b[i];
+            lanes[i] += t * t;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// `Σ xᵢ yᵢ` in f32 over eight interleaved partial sums (vectorised by the compiler).
+#[inline]
+fn inner_product_f32(x: &[f32], y: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (xs, ys) = (x.chunks_exact(8), y.chunks_exact(8));
+    let tail: f32 = xs
+        .remainder()
+        .iter()
+        .zip(ys.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    for (a, b) in xs.zip(ys) {
+        for i in 0..8 {
+            lanes[i] += a[i] * b[i];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// An inverted-file layout: centroids, each point's list, and the points grouped by list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvertedLists {
     /// `nlists × dim`.
@@ -229,17 +431,28 @@ pub struct InvertedLists {
     /// Point indices of each list, ascending.
     lists: Vec<Vec<u32>>,
     centroid_norms: Vec<f64>,
+    /// The points' values list by list (list 0's points in `lists[0]` order, then list 1's, …), row-major.
+    grouped: Vec<f32>,
+    /// Where each list's points start in `grouped`, in points; `nlists + 1` entries.
+    offsets: Vec<usize>,
+    /// The largest `‖point‖²`.
+    max_norm: f64,
 }
 
 impl InvertedLists {
-    /// Trains `nlists` centroids on `points` (Lloyd's k-means, 20 iterations, from `seed`) and assigns every point.
+    /// Trains `nlists` centroids on `points` (Lloyd's k-means, 20 iterations, from `seed`; the assignments computed
+    /// by `scorer`) and assigns every point.
+    ///
+    /// # Errors
+    /// [`TrainError::Algorithm`] when the GPU fails.
     pub fn train(
+        scorer: &Scorer,
         points: ArrayView2<f32>,
         metric: Metric,
         nlists: usize,
         nprobe: usize,
         seed: u64,
-    ) -> InvertedLists {
+    ) -> Result<InvertedLists, TrainError> {
         let m = points.nrows();
         let nlists = nlists.clamp(1, m.max(1));
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6976_665f_6b6d_6561);
@@ -252,7 +465,14 @@ impl InvertedLists {
         let d = points.ncols();
         for _ in 0..20 {
             let norms = squared_norms(centroids.view());
-            let nearest = flat_search(training.view(), centroids.view(), &norms, Metric::L2, 1);
+            let nearest = flat_search_on(
+                scorer,
+                training.view(),
+                centroids.view(),
+                &norms,
+                Metric::L2,
+                1,
+            )?;
             let mut sums = vec![0.0f64; nlists * d];
             let mut counts = vec![0usize; nlists];
             for (row, &c) in training.rows().into_iter().zip(&nearest.indices) {
@@ -271,7 +491,23 @@ impl InvertedLists {
                 }
             }
         }
-        InvertedLists::from_parts(points, centroids, None, metric, nprobe)
+        let norms = squared_norms(centroids.view());
+        let assignment = flat_search_on(
+            scorer,
+            points,
+            centroids.view(),
+            &norms,
+            coarse_metric(metric),
+            1,
+        )?
+        .indices;
+        Ok(InvertedLists::from_parts(
+            points,
+            centroids,
+            Some(assignment),
+            metric,
+            nprobe,
+        ))
     }
 
     /// Rebuilds the lists from `centroids` and each point's list (`assignment`, computed when `None`).
@@ -297,12 +533,25 @@ impl InvertedLists {
         for (i, &list) in assignment.iter().enumerate() {
             lists[list as usize].push(i as u32);
         }
+        let mut grouped = Vec::with_capacity(points.len());
+        let mut offsets = Vec::with_capacity(lists.len() + 1);
+        offsets.push(0);
+        for list in &lists {
+            for &j in list {
+                grouped.extend(points.row(j as usize).iter().copied());
+            }
+            offsets.push(offsets.last().copied().unwrap_or(0) + list.len());
+        }
+        let max_norm = squared_norms(points).into_iter().fold(0.0f64, f64::max);
         InvertedLists {
             nprobe: nprobe.clamp(1, centroids.nrows()),
             centroids,
             assignment,
             lists,
             centroid_norms,
+            grouped,
+            offsets,
+            max_norm,
         }
     }
 
@@ -311,7 +560,7 @@ impl InvertedLists {
         self.centroids.nrows()
     }
 
-    /// Searches `queries` among `points` (the points these lists index) for `k` neighbours each.
+    /// Searches `queries` among `points` (the points these lists index) for `k` neighbours each, on the CPU.
     pub fn search(
         &self,
         queries: ArrayView2<f32>,
@@ -319,56 +568,113 @@ impl InvertedLists {
         metric: Metric,
         k: usize,
     ) -> Neighbours {
-        let nlists = self.nlists();
-        let order = flat_search(
+        let coarse = flat_search(
             queries,
             self.centroids.view(),
             &self.centroid_norms,
             coarse_metric(metric),
-            nlists,
+            self.nprobe,
         );
-        let k = k.min(points.nrows());
-        let rows: Vec<(Vec<u32>, Vec<f32>)> = (0..queries.nrows())
-            .into_par_iter()
-            .map(|q| {
-                let mut candidates: Vec<u32> = Vec::new();
-                for (rank, &list) in order.indices[q * nlists..(q + 1) * nlists]
-                    .iter()
-                    .enumerate()
-                {
-                    if rank >= self.nprobe && candidates.len() >= k {
-                        break;
-                    }
-                    candidates.extend_from_slice(&self.lists[list as usize]);
-                }
-                let x = queries.row(q).to_vec();
-                let mut ranked: Vec<(f64, u32, f64)> = candidates
-                    .iter()
-                    .map(|&j| {
-                        let y = points.row(j as usize);
-                        let (key, score) = match y.as_slice() {
-                            Some(y) => exact(metric, &x, y),
-                            None => exact(metric, &x, &y.to_vec()),
-                        };
-                        (key, j, score)
-                    })
-                    .collect();
-                ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                ranked.truncate(k);
-                (
-                    ranked.iter().map(|r| r.1).collect(),
-                    ranked.iter().map(|r| r.2 as f32).collect(),
-                )
+        self.scan(queries, points, metric, k, &coarse)
+    }
+
+    /// [`InvertedLists::search`] with the centroids ranked by `scorer` (the probed lists are scanned on the CPU);
+    /// the same neighbours on every scorer.
+    ///
+    /// # Errors
+    /// [`TrainError::Algorithm`] when the GPU fails.
+    pub fn search_on(
+        &self,
+        scorer: &Scorer,
+        queries: ArrayView2<f32>,
+        points: ArrayView2<f32>,
+        metric: Metric,
+        k: usize,
+    ) -> Result<Neighbours, TrainError> {
+        let coarse = flat_search_on(
+            scorer,
+            queries,
+            self.centroids.view(),
+            &self.centroid_norms,
+            coarse_metric(metric),
+            self.nprobe,
+        )?;
+        Ok(self.scan(queries, points, metric, k, &coarse))
+    }
+
+    /// Every list of the exact centroid ranking of `x`, nearest first (ties to the lower list index).
+    fn ranked_lists(&self, x: &[f32], metric: Metric) -> Vec<u32> {
+        let coarse = coarse_metric(metric);
+        let mut ranked: Vec<(f64, u32)> = self
+            .centroids
+            .rows()
+            .into_iter()
+            .enumerate()
+            .map(|(l, c)| {
+                let key = match c.as_slice() {
+                    Some(c) => exact(coarse, x, c).0,
+                    None => exact(coarse, x, &c.to_vec()).0,
+                };
+                (key, l as u32)
             })
             .collect();
-        let mut out = Neighbours {
-            k,
-            indices: Vec::with_capacity(queries.nrows() * k),
-            scores: Vec::with_capacity(queries.nrows() * k),
-        };
-        for (indices, scores) in rows {
-            out.indices.extend(indices);
-            out.scores.extend(scores);
+        ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        ranked.into_iter().map(|(_, l)| l).collect()
+    }
+
+    /// Scans the lists `coarse` ranks first (its `nprobe` nearest centroids per query; more, in the exact centroid
+    /// order, while fewer than `k` points were found) in float32, and ranks the candidates exactly.
+    fn scan(
+        &self,
+        queries: ArrayView2<f32>,
+        points: ArrayView2<f32>,
+        metric: Metric,
+        k: usize,
+        coarse: &Neighbours,
+    ) -> Neighbours {
+        let k = k.min(points.nrows());
+        let d = points.ncols();
+        let probe = coarse.k;
+        let size = |list: u32| self.lists[list as usize].len();
+        let rows: Vec<Vec<(u32, f32)>> = (0..queries.nrows())
+            .into_par_iter()
+            .map(|q| {
+                let x = queries.row(q).to_vec();
+                let nearest = &coarse.indices[q * probe..(q + 1) * probe];
+                let found: usize = nearest.iter().map(|&l| size(l)).sum();
+                let probed: Vec<u32> = if found >= k {
+                    nearest.to_vec()
+                } else {
+                    let mut probed = Vec::new();
+                    let mut found = 0;
+                    for (rank, list) in self.ranked_lists(&x, metric).into_iter().enumerate() {
+                        if rank >= self.nprobe && found >= k {
+                            break;
+                        }
+                        found += size(list);
+                        probed.push(list);
+                    }
+                    probed
+                };
+                let mut candidates =
+                    Candidates::new(k, margin(metric, d, squared_norm(&x), self.max_norm));
+                for list in probed {
+                    let list = list as usize;
+                    let values = &self.grouped[self.offsets[list] * d..self.offsets[list + 1] * d];
+                    for (&j, y) in self.lists[list].iter().zip(values.chunks_exact(d)) {
+                        let approx = match metric {
+                            Metric::L2 => squared_distance_f32(&x, y),
+                            _ => -inner_product_f32(&x, y),
+                        };
+                        candidates.offer(f64::from(approx), j);
+                    }
+                }
+                candidates.rank(&x, points, metric)
+            })
+            .collect();
+        let mut out = Neighbours::with_capacity(k, queries.nrows());
+        for row in rows {
+            out.extend(row);
         }
         out
     }
@@ -437,7 +743,8 @@ mod tests {
     fn ivf_with_every_list_probed_is_exact_and_finds_k_when_lists_are_short() {
         let points = data(3000, 8, 3, false);
         let queries = data(40, 8, 4, false);
-        let lists = InvertedLists::train(points.view(), Metric::L2, 30, 30, 0);
+        let lists =
+            InvertedLists::train(&Scorer::Cpu, points.view(), Metric::L2, 30, 30, 0).unwrap();
         assert_eq!(
             lists.search(queries.view(), points.view(), Metric::L2, 5),
             naive(&queries, &points, Metric::L2, 5)
@@ -452,5 +759,39 @@ mod tests {
         );
         let found = one.search(queries.view(), points.view(), Metric::L2, 400);
         assert_eq!(found.indices.len(), 40 * 400);
+    }
+
+    #[test]
+    fn ivf_scans_only_the_probed_lists_and_ranks_them_exactly() {
+        let points = data(4000, 12, 5, false);
+        let queries = data(60, 12, 6, false);
+        for metric in [Metric::L2, Metric::InnerProduct] {
+            for nprobe in [1, 3] {
+                let lists =
+                    InvertedLists::train(&Scorer::Cpu, points.view(), metric, 20, nprobe, 1)
+                        .unwrap();
+                let found = lists.search(queries.view(), points.view(), metric, 6);
+                for (q, query) in queries.rows().into_iter().enumerate() {
+                    // The naive answer: brute force over the points of the query's nprobe nearest lists.
+                    let x = query.to_vec();
+                    let probed = &lists.ranked_lists(&x, metric)[..nprobe];
+                    let members: Vec<usize> = (0..points.nrows())
+                        .filter(|&j| probed.contains(&lists.assignment[j]))
+                        .collect();
+                    let subset = points.select(Axis(0), &members);
+                    let want = naive(&query.to_owned().insert_axis(Axis(0)), &subset, metric, 6);
+                    let want: Vec<u32> = want
+                        .indices
+                        .iter()
+                        .map(|&i| members[i as usize] as u32)
+                        .collect();
+                    assert_eq!(
+                        found.indices[q * 6..(q + 1) * 6],
+                        want[..],
+                        "{metric:?} nprobe {nprobe} query {q}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -36,7 +36,7 @@ use crate::data::{FeatureMatrix, TrainingInput};
 use crate::hyperparameters::{HyperparameterError, HyperparameterSpec, Hyperparameters};
 use crate::TrainError;
 
-pub use index::{InvertedLists, Neighbours};
+pub use index::{InvertedLists, Neighbours, Scorer};
 pub use settings::{IndexType, KnnSettings, Metric, PredictorType, Reduction};
 
 /// The registry entry for SageMaker's k-NN.
@@ -76,11 +76,12 @@ impl Algorithm for Knn {
                 validation.name
             )));
         }
-        let (model, records_read) = train::fit(&settings, &input.train, context)?;
+        let scorer = Scorer::for_device(context)?;
+        let (model, records_read) = train::fit(&settings, &input.train, &scorer, context)?;
         let mut artifact = model.to_artifact(hyperparameters, &settings, records_read);
         if let Some(test) = &input.test {
             let (name, value) =
-                train::score_channel(&model, test, settings.mini_batch_size, context)?;
+                train::score_channel(&model, test, settings.mini_batch_size, &scorer, context)?;
             context.log_metric(name, None, value);
             artifact
                 .meta
@@ -149,13 +150,27 @@ impl KnnModel {
         out
     }
 
-    /// The k nearest stored points of every row of `features` (see [`index`]).
+    /// The k nearest stored points of every row of `features` (see [`index`]), searched on the CPU.
     ///
     /// # Errors
     /// [`TrainError::Data`] naming `source`, the 1-based record and field for a row of the wrong width or a
     /// NaN/infinite value.
     pub fn neighbours_of(
         &self,
+        features: &FeatureMatrix,
+        source: &str,
+    ) -> Result<Neighbours, TrainError> {
+        self.neighbours_on(&Scorer::Cpu, features, source)
+    }
+
+    /// [`KnnModel::neighbours_of`] with the query-to-point scores of the brute-force search (Flat: every point;
+    /// IVF: the centroids) computed by `scorer`: the same neighbours and scores on the CPU and the GPU.
+    ///
+    /// # Errors
+    /// As [`KnnModel::neighbours_of`], and [`TrainError::Algorithm`] when the GPU fails.
+    pub fn neighbours_on(
+        &self,
+        scorer: &Scorer,
         features: &FeatureMatrix,
         source: &str,
     ) -> Result<Neighbours, TrainError> {
@@ -181,16 +196,23 @@ impl KnnModel {
             }
         }
         let queries = self.embed(dense.view());
-        Ok(match &self.ivf {
-            Some(lists) => lists.search(queries.view(), self.points.view(), self.metric, self.k),
-            None => index::flat_search(
+        match &self.ivf {
+            Some(lists) => lists.search_on(
+                scorer,
+                queries.view(),
+                self.points.view(),
+                self.metric,
+                self.k,
+            ),
+            None => index::flat_search_on(
+                scorer,
                 queries.view(),
                 self.points.view(),
                 &self.norms,
                 self.metric,
                 self.k,
             ),
-        })
+        }
     }
 
     /// The class index of a label value (labels come from the stored points, so they are always classes).

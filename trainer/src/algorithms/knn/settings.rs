@@ -12,7 +12,7 @@ const PQ_M: Kind = Kind::Categorical(&[
 
 /// SageMaker's k-NN hyperparameters, plus two tern extensions: `seed` (sampling, projections and the IVF coarse
 /// quantizer; SageMaker documents none) and `faiss_index_ivf_nprobe` (inverted lists searched per query; SageMaker
-/// documents no way to set it; `auto` = ⌈√nlists⌉).
+/// documents no way to set it, so `auto` is FAISS's default, `IndexIVF::nprobe = 1`).
 pub(super) static HYPERPARAMETERS: &[Spec] = &[
     Spec::required("feature_dim", Kind::at_least(1)),
     Spec::required("k", Kind::at_least(1)),
@@ -160,7 +160,7 @@ pub struct KnnSettings {
     pub metric: Metric,
     /// Inverted lists requested; `None` = `auto` (√ of the points indexed).
     pub nlists: Option<usize>,
-    /// Lists probed per query; `None` = `auto` (⌈√nlists⌉).
+    /// Lists probed per query; `None` = `auto` (1, FAISS's default).
     pub nprobe: Option<usize>,
     pub mini_batch_size: usize,
     pub seed: u64,

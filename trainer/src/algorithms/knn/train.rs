@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tern_formats::{Features, Record};
 
-use super::index::{squared_norms, InvertedLists};
+use super::index::{squared_norms, InvertedLists, Scorer};
 use super::settings::{IndexType, KnnSettings, Metric, PredictorType};
 use super::{projection, KnnModel};
 use crate::algorithm::TrainingContext;
@@ -141,13 +141,15 @@ pub fn reservoir(
     })
 }
 
-/// Samples, projects and indexes `channel`.
+/// Samples, projects and indexes `channel`; the IVF coarse quantizer's distances are computed by `scorer`.
 ///
 /// # Errors
-/// Those of [`reservoir`], and [`TrainError::Data`] when the channel holds fewer than `k` records.
+/// Those of [`reservoir`], [`TrainError::Data`] when the channel holds fewer than `k` records, and
+/// [`TrainError::Algorithm`] when the GPU fails.
 pub fn fit(
     settings: &KnnSettings,
     channel: &Channel,
+    scorer: &Scorer,
     context: &mut TrainingContext,
 ) -> Result<(KnnModel, usize), TrainError> {
     let sample = reservoir(
@@ -194,31 +196,31 @@ pub fn fit(
             .nlists
             .unwrap_or_else(|| ((points as f64).sqrt().round() as usize).max(1))
             .min(points);
-        let nprobe = settings
-            .nprobe
-            .unwrap_or_else(|| (nlists as f64).sqrt().ceil() as usize)
-            .min(nlists);
+        let nprobe = settings.nprobe.unwrap_or(1).min(nlists);
         context.log(&format!(
             "knn: training the IVF coarse quantizer ({nlists} lists, nprobe {nprobe})"
         ));
         model.ivf = Some(InvertedLists::train(
+            scorer,
             model.points.view(),
             settings.metric,
             nlists,
             nprobe,
             settings.seed,
-        ));
+        )?);
     }
     Ok((model, sample.records_read))
 }
 
 /// Scores `model` on pass 0 of the test `channel`, `mini_batch_size` records at a time, logging each batch's score
 /// as SageMaker does (`#test_score (algo-1) : ('accuracy', 0.98)`): accuracy for classifiers, mean squared error for
-/// regressors. Returns the metric's name (`test:accuracy` / `test:mse`) and its value over the whole channel.
+/// regressors, the neighbours searched by `scorer`. Returns the metric's name (`test:accuracy` / `test:mse`) and
+/// its value over the whole channel.
 pub fn score_channel(
     model: &KnnModel,
     channel: &Channel,
     mini_batch_size: usize,
+    scorer: &Scorer,
     context: &mut TrainingContext,
 ) -> Result<(&'static str, f64), TrainError> {
     let (short, name) = match model.predictor_type {
@@ -248,7 +250,7 @@ pub fn score_channel(
             Array2::from_shape_vec((labels.len(), model.feature_dim), flat)
                 .map_err(|e| TrainError::data(&channel.name, e.to_string()))?,
         );
-        let neighbours = model.neighbours_of(&batch, &channel.name)?;
+        let neighbours = model.neighbours_on(scorer, &batch, &channel.name)?;
         let predicted = model.predicted_values(&neighbours);
         let batch_total: f64 = predicted
             .iter()
