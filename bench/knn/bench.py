@@ -4,8 +4,9 @@ Run through bench/knn/run.sh (it builds the bench binary and uses the project vi
 100,000 rows x 64 features, 32 centres (cluster_std 6), seed 0, cached as SageMaker CSV under $TERN_BENCH_CACHE
 (default ~/.cache/tern-bench); 2,000 query rows from the same distribution (seed 1). k = 10, 2 threads each.
   Flat:    tern index_type=faiss.Flat vs faiss.IndexFlatL2.
-  IVFFlat: tern index_type=faiss.IVFFlat, nlists 316 (SageMaker's auto, sqrt of the points), nprobe 18 (tern's auto,
-           ceil(sqrt(nlists))) vs faiss.IndexIVFFlat(IndexFlatL2, 64, 316) with nprobe 18.
+  IVFFlat: tern index_type=faiss.IVFFlat, nlists 316 (SageMaker's auto, sqrt of the points), nprobe 18 (tern's
+           faiss_index_ivf_nprobe; SageMaker exposes none and FAISS's default is 1) vs
+           faiss.IndexIVFFlat(IndexFlatL2, 64, 316) with nprobe 18. Both scan only the probed lists.
 Recall@10 is measured against exact neighbours (numpy, float64). tern's build time includes streaming and parsing
 the CSV (shown apart for faiss as np.loadtxt); query times exclude loading.
 Library: faiss-cpu 1.15.1, scikit-learn 1.7.2 (tests/python/requirements.txt).
