@@ -14,7 +14,8 @@
 //!
 //! Needs scripts/setup-cross.sh (aarch64 column) and scripts/setup-python.sh (onnxruntime column); a missing
 //! toolchain fails the test saying which script to run. Run with `cargo test --release -p tern-tests --test
-//! conformance -- --nocapture` to see the matrix.
+//! conformance -- --nocapture` to see the matrix; `TERN_CONFORMANCE_CASES=rcf` (comma-separated parts of case
+//! names) runs only the cases named. [`IGNORED`] cells print as N/A with their reason.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -262,6 +263,8 @@ struct Cell {
     max_abs_diff: f64,
     label_agreement: Option<f64>,
     pass: bool,
+    /// An [`IGNORED`] cell: printed as N/A with its reason, neither a pass nor a failure.
+    not_applicable: bool,
     note: String,
 }
 
@@ -474,6 +477,7 @@ fn compare(
             max_abs_diff: f64::NAN,
             label_agreement: None,
             pass: false,
+            not_applicable: false,
             note: format!(
                 "{} scores, the trainer has {}",
                 runtime.scores.len(),
@@ -516,6 +520,7 @@ fn compare(
         max_abs_diff,
         label_agreement,
         pass: within && labels_ok,
+        not_applicable: false,
         note: String::new(),
     }
 }
@@ -525,7 +530,30 @@ fn failed_cell(note: String) -> Cell {
         max_abs_diff: f64::NAN,
         label_agreement: None,
         pass: false,
+        not_applicable: false,
         note,
+    }
+}
+
+/// A cell [`IGNORED`] lists: N/A, with `reason`.
+fn not_applicable_cell(reason: String) -> Cell {
+    Cell {
+        max_abs_diff: f64::NAN,
+        label_agreement: None,
+        pass: false,
+        not_applicable: true,
+        note: format!("N/A: {reason}"),
+    }
+}
+
+/// Whether `case` is selected by `TERN_CONFORMANCE_CASES` (comma-separated case names or parts of them, e.g.
+/// `rcf` or `knn,xgboost`); every case when it is unset or empty.
+fn selected(case: &str) -> bool {
+    match std::env::var("TERN_CONFORMANCE_CASES") {
+        Ok(filter) if !filter.trim().is_empty() => filter
+            .split(',')
+            .any(|part| !part.trim().is_empty() && case.contains(part.trim())),
+        _ => true,
     }
 }
 
@@ -597,6 +625,9 @@ fn conformance_matrix() {
     }
     writeln!(table).unwrap();
     for (case_index, case) in CASES.iter().enumerate() {
+        if !selected(case.name) {
+            continue;
+        }
         let train_data = read_dataset(case.dataset, "train", case.inject_nan);
         let test_data = read_dataset(case.dataset, "test", case.inject_nan);
         let (artifact, predictor) = train(case, &train_data);
@@ -625,12 +656,9 @@ fn conformance_matrix() {
                         match IGNORED.iter().find(|(c, p, r, _)| {
                             *c == case.name && *p == precision && *r == ignore_as(runtime)
                         }) {
-                            Some((.., reason)) => Cell {
-                                max_abs_diff: 0.0,
-                                label_agreement: None,
-                                pass: true,
-                                note: format!("ignored: {reason} (compile: {error})"),
-                            },
+                            Some((.., reason)) => {
+                                not_applicable_cell(format!("{reason} (compile: {error})"))
+                            }
                             None => failed_cell(format!("compile: {error}")),
                         }
                     })
@@ -643,12 +671,7 @@ fn conformance_matrix() {
                             if let Some((.., reason)) = IGNORED.iter().find(|(c, p, r, _)| {
                                 *c == case.name && *p == precision && *r == ignore_as(runtime)
                             }) {
-                                return Cell {
-                                    max_abs_diff: 0.0,
-                                    label_agreement: None,
-                                    pass: true,
-                                    note: format!("ignored: {reason}"),
-                                };
+                                return not_applicable_cell(reason.to_string());
                             }
                             let manifest = match &manifest {
                                 Ok(m) => m,
@@ -688,6 +711,7 @@ fn conformance_matrix() {
                                             max_abs_diff: 0.0,
                                             label_agreement: None,
                                             pass: true,
+                                            not_applicable: false,
                                             note: "not run: node or runtime-wasm/pkg is missing \
                                                    (scripts/setup-web.sh)"
                                                 .to_string(),
@@ -719,6 +743,9 @@ fn conformance_matrix() {
             let text: Vec<String> = cells
                 .iter()
                 .map(|cell| {
+                    if cell.not_applicable {
+                        return "N/A".to_string();
+                    }
                     let labels = cell
                         .label_agreement
                         .map(|a| format!("{:.4}", a))
@@ -743,7 +770,7 @@ fn conformance_matrix() {
             }
             writeln!(table).unwrap();
             for (cell, runtime) in cells.iter().zip(RUNTIMES) {
-                if !cell.pass {
+                if !cell.pass && !cell.not_applicable {
                     failures += 1;
                 }
                 if !cell.note.is_empty() {
@@ -752,6 +779,6 @@ fn conformance_matrix() {
             }
         }
     }
-    println!("\nconformance matrix (cells: max |package − trainer| / label agreement / verdict)\n{table}");
+    println!("\nconformance matrix (cells: max |package − trainer| / label agreement / verdict; N/A: cannot run there, reason below)\n{table}");
     assert_eq!(failures, 0, "{failures} cell(s) failed:\n{table}");
 }
