@@ -550,6 +550,148 @@ fn the_model_refusing_a_row_names_the_records_of_the_request() {
     assert!(!work.path().join("out/bad.csv.out").exists());
 }
 
+/// Every file under `dir` (name → bytes), partial outputs included.
+fn folder_contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, fs::read(&path).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn max_concurrent_transforms_writes_what_the_sequential_run_writes() {
+    let work = tempfile::tempdir().unwrap();
+    let rows = &fixture().rows;
+    let parts = work.path().join("parts");
+    write_parts(&parts, 5);
+    // SplitType None: one request per file, so concurrency spans inputs.
+    let singles = work.path().join("singles");
+    fs::create_dir_all(&singles).unwrap();
+    for (i, row) in rows.iter().take(23).enumerate() {
+        fs::write(singles.join(format!("row-{i:02}.csv")), format!("{row}\n")).unwrap();
+    }
+    // An id column in front, filtered out of the request and joined back.
+    let with_ids = work.path().join("with-ids");
+    fs::create_dir_all(&with_ids).unwrap();
+    for (part, chunk) in rows.chunks(rows.len().div_ceil(4)).enumerate() {
+        let text: String = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, row)| format!("id-{part}-{i},{row}\n"))
+            .collect();
+        fs::write(with_ids.join(format!("part-{part}.csv")), text).unwrap();
+    }
+    let joined = DataProcessing {
+        input_filter: JsonPath::parse("$[1:]").unwrap(),
+        join_input: true,
+        output_filter: JsonPath::parse("$[0,-1]").unwrap(),
+    };
+    let cases = [
+        (
+            &parts,
+            TransformConfig {
+                batch_strategy: BatchStrategy::SingleRecord,
+                ..base_config("text/csv", "application/jsonlines")
+            },
+            "single-record",
+        ),
+        (
+            &with_ids,
+            TransformConfig {
+                batch_strategy: BatchStrategy::SingleRecord,
+                data_processing: joined,
+                ..base_config("text/csv", "application/json")
+            },
+            "single-record, joined and filtered",
+        ),
+        (
+            &parts,
+            base_config("text/csv", "application/json"),
+            "multi-record",
+        ),
+        (
+            &singles,
+            TransformConfig {
+                split_type: SplitType::None,
+                ..base_config("text/csv", "application/jsonlines")
+            },
+            "split none",
+        ),
+    ];
+    for (number, (input, config, name)) in cases.into_iter().enumerate() {
+        let sequential_dir = work.path().join(format!("out-{number}-1"));
+        let sequential = run_local(input, &sequential_dir, &config).unwrap();
+        let expected = folder_contents(&sequential_dir);
+        assert_eq!(
+            expected.len(),
+            fs::read_dir(input).unwrap().count(),
+            "{name}"
+        );
+        for concurrency in [2, 4, 16] {
+            let dir = work.path().join(format!("out-{number}-{concurrency}"));
+            let config = TransformConfig {
+                max_concurrent_transforms: concurrency,
+                ..config.clone()
+            };
+            let summary = run_local(input, &dir, &config).unwrap();
+            assert_eq!(summary, sequential, "{name}, {concurrency} in flight");
+            assert!(
+                folder_contents(&dir) == expected,
+                "{name}: {concurrency} in flight wrote other outputs than one at a time"
+            );
+        }
+    }
+
+    // A record the model refuses in the third of five inputs: the same error, the same finished outputs, no
+    // partial files, whatever the concurrency.
+    let faulty = work.path().join("faulty");
+    let parts_rows = write_parts(&faulty, 5);
+    let mut third = parts_rows[2].clone();
+    third.insert(3, "1,2,3".to_string());
+    fs::write(faulty.join("part-2.csv"), third.join("\n") + "\n").unwrap();
+    let config = TransformConfig {
+        batch_strategy: BatchStrategy::SingleRecord,
+        ..base_config("text/csv", "application/jsonlines")
+    };
+    let sequential_dir = work.path().join("faulty-1");
+    let sequential = run_local(&faulty, &sequential_dir, &config)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        sequential.contains("part-2.csv: records 4..=4"),
+        "{sequential}"
+    );
+    let expected = folder_contents(&sequential_dir);
+    assert_eq!(
+        expected.keys().collect::<Vec<_>>(),
+        ["part-0.csv.out", "part-1.csv.out"]
+    );
+    for concurrency in [4, 16] {
+        let dir = work.path().join(format!("faulty-{concurrency}"));
+        let config = TransformConfig {
+            max_concurrent_transforms: concurrency,
+            ..config.clone()
+        };
+        let error = run_local(&faulty, &dir, &config).unwrap_err().to_string();
+        assert_eq!(error, sequential, "{concurrency} in flight");
+        assert!(folder_contents(&dir) == expected, "{concurrency} in flight");
+    }
+
+    // SageMaker's bound on what may be in flight.
+    let config = TransformConfig {
+        max_concurrent_transforms: 20,
+        ..base_config("text/csv", "application/jsonlines")
+    };
+    match run_local(&parts, &work.path().join("refused"), &config) {
+        Err(TransformError::Config { field, .. }) => assert_eq!(field, "MaxConcurrentTransforms"),
+        other => panic!("{other:?}"),
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -20,11 +20,13 @@
 //! only becomes `<name>.out` once complete (rename / upload completion). A re-run skips every input whose `.out`
 //! already exists and removes partial files left by a run that was killed.
 
+mod dispatch;
 pub mod jsonpath;
 pub mod processing;
 pub mod records;
 pub mod storage;
 
+use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 
 use indicatif::ProgressBar;
@@ -36,7 +38,9 @@ pub use processing::{DataProcessing, RecordFormat};
 pub use records::RecordReader;
 pub use storage::Location;
 
+use dispatch::{Answer, Dispatcher, Unanswered};
 use processing::{csv_output_as_json, join, split_json_response};
+use storage::OutputSink;
 
 /// SageMaker's default `MaxPayloadInMB`.
 pub const DEFAULT_MAX_PAYLOAD_MB: usize = 6;
@@ -121,10 +125,14 @@ pub struct TransformConfig {
     pub max_payload_mb: usize,
     pub assemble_with: AssembleWith,
     pub data_processing: DataProcessing,
+    /// `MaxConcurrentTransforms`: how many requests are in flight at once (0, SageMaker's "unset", means 1).
+    /// Outputs are the same for every value; `MaxConcurrentTransforms × MaxPayloadInMB` may not exceed 100.
+    pub max_concurrent_transforms: usize,
 }
 
 impl Default for TransformConfig {
-    /// `text/csv` in, `application/jsonlines` out, `Line`, `MultiRecord`, 6 MB, `AssembleWith` `Line`.
+    /// `text/csv` in, `application/jsonlines` out, `Line`, `MultiRecord`, 6 MB, `AssembleWith` `Line`, one request
+    /// at a time.
     fn default() -> Self {
         TransformConfig {
             content_type: "text/csv".to_string(),
@@ -134,6 +142,7 @@ impl Default for TransformConfig {
             max_payload_mb: DEFAULT_MAX_PAYLOAD_MB,
             assemble_with: AssembleWith::Line,
             data_processing: DataProcessing::default(),
+            max_concurrent_transforms: 1,
         }
     }
 }
@@ -144,6 +153,11 @@ impl TransformConfig {
         self.max_payload_mb * 1024 * 1024
     }
 
+    /// Requests in flight at once: `MaxConcurrentTransforms`, 0 read as 1.
+    pub fn concurrency(&self) -> usize {
+        self.max_concurrent_transforms.max(1)
+    }
+
     /// Checks the settings against each other, before any input is read.
     pub fn validate(&self) -> Result<(), TransformError> {
         if self.max_payload_mb == 0 || self.max_payload_mb > MAX_PAYLOAD_MB_LIMIT {
@@ -152,6 +166,15 @@ impl TransformConfig {
                 format!(
                     "{} is outside 1..={MAX_PAYLOAD_MB_LIMIT} (0, chunked streaming, is not supported by built-in algorithms)",
                     self.max_payload_mb
+                ),
+            ));
+        }
+        if self.concurrency().saturating_mul(self.max_payload_mb) > MAX_PAYLOAD_MB_LIMIT {
+            return Err(config_error(
+                "MaxConcurrentTransforms",
+                format!(
+                    "{} requests of up to {} MB (MaxPayloadInMB) exceed {MAX_PAYLOAD_MB_LIMIT} MB in flight",
+                    self.max_concurrent_transforms, self.max_payload_mb
                 ),
             ));
         }
@@ -298,9 +321,18 @@ struct Unit {
     number: u64,
 }
 
+/// What travels with a request to its answer: which input it belongs to and what it holds.
+struct Ticket {
+    /// The input's position among those fed to the [`Runner`].
+    input: usize,
+    units: Vec<Unit>,
+    first: u64,
+    last: u64,
+}
+
 /// Transforms one input stream into one output stream: splits `reader` into records, batches them into requests,
-/// invokes `package` and writes the assembled responses to `writer`. `source_name` names the input in errors;
-/// `progress` is advanced by the bytes consumed.
+/// invokes `package` (up to [`TransformConfig::concurrency`] requests at once) and writes the assembled responses to
+/// `writer` in input order. `source_name` names the input in errors; `progress` is advanced by the bytes consumed.
 ///
 /// Errors: any [`TransformError`] naming the input and record; what was written before the error stays written
 /// (the caller decides whether to keep it: [`transform`] discards it).
@@ -313,68 +345,230 @@ pub fn transform_stream<R: BufRead, W: Write>(
     progress: &ProgressBar,
 ) -> Result<StreamSummary, TransformError> {
     config.validate()?;
-    let mut job = StreamJob {
-        package,
-        config,
-        source_name,
-        writer,
-        summary: StreamSummary::default(),
-        input_format: RecordFormat::of(&config.content_type),
-        output_format: RecordFormat::of(&config.accept),
-    };
-    let limit = config.max_payload_bytes();
-    let mut records = RecordReader::new(reader, config.split_type, limit, source_name);
-    let separator: &[u8] = match config.split_type {
-        SplitType::Line => b"\n",
-        SplitType::RecordIo | SplitType::None => b"",
-    };
-    let mut body: Vec<u8> = Vec::new();
-    let mut units: Vec<Unit> = Vec::new();
-    let mut first = 0u64;
-    let mut last = 0u64;
-    let mut reported = 0u64;
-    while let Some(record) = records.next_record()? {
-        job.summary.records += 1;
-        let (request, record_units) = job.prepare(record.bytes, record.number)?;
-        let full = !body.is_empty()
-            && (config.batch_strategy == BatchStrategy::SingleRecord
-                || body.len() + request.len() + separator.len() > limit);
-        if full {
-            job.request(&body, &units, first, last)?;
-            body.clear();
-            units.clear();
-        }
-        if request.len() > limit {
-            return Err(TransformError::PayloadTooLarge {
-                source_name: source_name.to_string(),
-                record: record.number,
-                size: request.len(),
-                limit,
-            });
-        }
-        if body.is_empty() {
-            first = record.number;
-        }
-        last = record.number;
-        body.extend_from_slice(&request);
-        body.extend_from_slice(separator);
-        units.extend(record_units);
-        progress.inc(records.consumed - reported);
-        reported = records.consumed;
-    }
-    if !body.is_empty() {
-        job.request(&body, &units, first, last)?;
-    }
-    progress.inc(records.consumed - reported);
-    job.writer.flush().map_err(|error| TransformError::Write {
-        target: format!("{source_name}.out"),
-        error,
+    let mut summary = StreamSummary::default();
+    let mut finished =
+        |_: usize, mut writer: W, stream: StreamSummary| -> Result<(), TransformError> {
+            summary = stream;
+            writer.flush().map_err(|error| TransformError::Write {
+                target: format!("{source_name}.out"),
+                error,
+            })
+        };
+    std::thread::scope(|scope| {
+        let mut runner = Runner::new(scope, package, config);
+        runner.feed(reader, writer, source_name, progress, &mut finished)?;
+        runner.finish(&mut finished)
     })?;
-    Ok(job.summary)
+    Ok(summary)
+}
+
+/// Called once all of an input's responses are written, with the input's position, its writer and its summary.
+type Finished<'f, W> = dyn FnMut(usize, W, StreamSummary) -> Result<(), TransformError> + 'f;
+
+/// A job's inputs in flight: each one's output and the requests still owed to it. Requests from consecutive
+/// inputs share the dispatcher, so `MaxConcurrentTransforms` holds across inputs (many small files with
+/// `SplitType` `None` are transformed concurrently too), and outputs complete in input order.
+struct Runner<'a, W> {
+    config: &'a TransformConfig,
+    dispatch: Dispatcher<'a, Ticket>,
+    /// Inputs not yet complete, oldest first; `open[0]` is input number `first_open`.
+    open: VecDeque<OpenInput<'a, W>>,
+    first_open: usize,
+}
+
+struct OpenInput<'a, W> {
+    job: StreamJob<'a, W>,
+    reading: bool,
+    outstanding: usize,
+}
+
+impl<'a, W: Write> Runner<'a, W> {
+    fn new<'scope>(
+        scope: &'scope std::thread::Scope<'scope, 'a>,
+        package: &'a Package,
+        config: &'a TransformConfig,
+    ) -> Self {
+        Runner {
+            config,
+            dispatch: Dispatcher::new(
+                scope,
+                package,
+                &config.content_type,
+                &config.accept,
+                config.concurrency(),
+            ),
+            open: VecDeque::new(),
+            first_open: 0,
+        }
+    }
+
+    /// Reads one input to its end and submits its requests; answers (of this input or earlier ones) are written as
+    /// they are needed to make room or are already there. The input's position is the number fed before it.
+    fn feed<R: BufRead>(
+        &mut self,
+        reader: R,
+        writer: W,
+        source_name: &'a str,
+        progress: &ProgressBar,
+        finished: &mut Finished<'_, W>,
+    ) -> Result<(), TransformError> {
+        let config = self.config;
+        self.open.push_back(OpenInput {
+            job: StreamJob {
+                config,
+                source_name,
+                writer,
+                summary: StreamSummary::default(),
+                input_format: RecordFormat::of(&config.content_type),
+                output_format: RecordFormat::of(&config.accept),
+            },
+            reading: true,
+            outstanding: 0,
+        });
+        let input = self.first_open + self.open.len() - 1;
+        let limit = config.max_payload_bytes();
+        let mut records = RecordReader::new(reader, config.split_type, limit, source_name);
+        let separator: &[u8] = match config.split_type {
+            SplitType::Line => b"\n",
+            SplitType::RecordIo | SplitType::None => b"",
+        };
+        let mut body: Vec<u8> = Vec::new();
+        let mut units: Vec<Unit> = Vec::new();
+        let mut first = 0u64;
+        let mut last = 0u64;
+        let mut reported = 0u64;
+        while let Some(record) = records.next_record()? {
+            let job = &mut self.open[input - self.first_open].job;
+            job.summary.records += 1;
+            let (request, record_units) = job.prepare(record.bytes, record.number)?;
+            let full = !body.is_empty()
+                && (config.batch_strategy == BatchStrategy::SingleRecord
+                    || body.len() + request.len() + separator.len() > limit);
+            if full {
+                let ticket = Ticket {
+                    input,
+                    units: std::mem::take(&mut units),
+                    first,
+                    last,
+                };
+                self.submit(ticket, std::mem::take(&mut body), finished)?;
+            }
+            if request.len() > limit {
+                return Err(TransformError::PayloadTooLarge {
+                    source_name: source_name.to_string(),
+                    record: record.number,
+                    size: request.len(),
+                    limit,
+                });
+            }
+            if body.is_empty() {
+                first = record.number;
+            }
+            last = record.number;
+            body.extend_from_slice(&request);
+            body.extend_from_slice(separator);
+            units.extend(record_units);
+            progress.inc(records.consumed - reported);
+            reported = records.consumed;
+        }
+        if !body.is_empty() {
+            let ticket = Ticket {
+                input,
+                units,
+                first,
+                last,
+            };
+            self.submit(ticket, body, finished)?;
+        }
+        progress.inc(records.consumed - reported);
+        self.open[input - self.first_open].reading = false;
+        self.complete(finished)
+    }
+
+    /// Sends one request, first writing the oldest answers while `MaxConcurrentTransforms` are in flight.
+    fn submit(
+        &mut self,
+        ticket: Ticket,
+        body: Vec<u8>,
+        finished: &mut Finished<'_, W>,
+    ) -> Result<(), TransformError> {
+        while self.dispatch.is_full() {
+            let Some((answered, answer)) = self.dispatch.next(true) else {
+                break;
+            };
+            self.deliver(answered, answer, finished)?;
+        }
+        let open = &mut self.open[ticket.input - self.first_open];
+        open.outstanding += 1;
+        open.job.summary.requests += 1;
+        self.dispatch.submit(ticket, body);
+        while let Some((answered, answer)) = self.dispatch.next(false) {
+            self.deliver(answered, answer, finished)?;
+        }
+        Ok(())
+    }
+
+    /// Writes one answer into its input's output.
+    fn deliver(
+        &mut self,
+        ticket: Ticket,
+        answer: Answer,
+        finished: &mut Finished<'_, W>,
+    ) -> Result<(), TransformError> {
+        let open = &mut self.open[ticket.input - self.first_open];
+        open.outstanding -= 1;
+        let source_name = open.job.source_name;
+        let response = answer.map_err(|unanswered| match unanswered {
+            Unanswered::Runtime(error) => TransformError::Invoke {
+                source_name: source_name.to_string(),
+                first: ticket.first,
+                last: ticket.last,
+                error,
+            },
+            Unanswered::WorkerStopped => TransformError::Response {
+                source_name: source_name.to_string(),
+                first: ticket.first,
+                last: ticket.last,
+                message: "the worker invoking the model stopped without an answer".to_string(),
+            },
+        })?;
+        open.job
+            .write_response(&response, &ticket.units, ticket.first, ticket.last)?;
+        self.complete(finished)
+    }
+
+    /// Hands every input that is read to its end and fully answered to `finished`, oldest first.
+    fn complete(&mut self, finished: &mut Finished<'_, W>) -> Result<(), TransformError> {
+        while self
+            .open
+            .front()
+            .is_some_and(|open| !open.reading && open.outstanding == 0)
+        {
+            let Some(open) = self.open.pop_front() else {
+                break;
+            };
+            let input = self.first_open;
+            self.first_open += 1;
+            finished(input, open.job.writer, open.job.summary)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every request in flight and writes its answer.
+    fn finish(&mut self, finished: &mut Finished<'_, W>) -> Result<(), TransformError> {
+        while let Some((ticket, answer)) = self.dispatch.next(true) {
+            self.deliver(ticket, answer, finished)?;
+        }
+        self.complete(finished)
+    }
+
+    /// The writers of the inputs not yet complete (after an error), oldest first.
+    fn abandon(self) -> Vec<W> {
+        self.open.into_iter().map(|open| open.job.writer).collect()
+    }
 }
 
 struct StreamJob<'a, W> {
-    package: &'a Package,
     config: &'a TransformConfig,
     source_name: &'a str,
     writer: W,
@@ -462,25 +656,16 @@ impl<W: Write> StreamJob<'_, W> {
             })
     }
 
-    fn request(
+    /// Writes the response of the request holding `units` (records `first..=last`), assembled as configured.
+    fn write_response(
         &mut self,
-        body: &[u8],
+        response: &[u8],
         units: &[Unit],
         first: u64,
         last: u64,
     ) -> Result<(), TransformError> {
-        self.summary.requests += 1;
-        let (response, _mime) = self
-            .package
-            .invoke(body, &self.config.content_type, &self.config.accept)
-            .map_err(|error| TransformError::Invoke {
-                source_name: self.source_name.to_string(),
-                first,
-                last,
-                error,
-            })?;
         if !self.config.data_processing.per_record_output() {
-            self.write(&response)?;
+            self.write(response)?;
             if self.config.assemble_with == AssembleWith::Line
                 && !response.is_empty()
                 && response.last() != Some(&b'\n')
@@ -495,7 +680,7 @@ impl<W: Write> StreamJob<'_, W> {
             last,
             message,
         };
-        let text = std::str::from_utf8(&response)
+        let text = std::str::from_utf8(response)
             .map_err(|e| response_error(format!("is not UTF-8: {e}")))?;
         let outputs = self
             .split_outputs(text, units.len())
@@ -568,8 +753,11 @@ impl<W: Write> StreamJob<'_, W> {
 /// `<output>/<input name>.out`, skipping inputs whose output exists and clearing partial outputs of interrupted
 /// runs. Progress (bytes of input) goes to `progress`.
 ///
-/// Errors: the first input that fails stops the job; its partial output is removed, outputs finished before it are
-/// kept.
+/// Up to [`TransformConfig::concurrency`] requests are in flight at once, across consecutive inputs; every output is
+/// byte for byte what a run with one request at a time writes.
+///
+/// Errors: the first input that fails stops the job; its partial output (and those of later inputs already begun)
+/// are removed, outputs finished before it are kept.
 pub fn transform(
     package: &Package,
     input: &Location,
@@ -591,29 +779,42 @@ pub fn transform(
         ..TransformSummary::default()
     };
     progress.set_length(inputs.iter().map(|i| i.size).sum());
+    let mut pending = Vec::with_capacity(inputs.len());
     for item in &inputs {
         if store.output_exists(output, &item.name)? {
             progress.inc(item.size);
             summary.skipped.push(item.name.clone());
-            continue;
-        }
-        progress.set_message(item.name.clone());
-        let reader = store.open(item)?;
-        let mut sink = store.create_output(output, &item.name)?;
-        let result = transform_stream(package, reader, &mut sink, config, &item.display, progress);
-        match result {
-            Ok(stream) => {
-                sink.commit()?;
-                summary.records += stream.records;
-                summary.requests += stream.requests;
-                summary.transformed.push(item.name.clone());
-            }
-            Err(error) => {
-                sink.abort();
-                return Err(error);
-            }
+        } else {
+            pending.push(item);
         }
     }
+    let mut finished =
+        |input: usize, sink: OutputSink, stream: StreamSummary| -> Result<(), TransformError> {
+            sink.commit()?;
+            summary.records += stream.records;
+            summary.requests += stream.requests;
+            summary.transformed.push(pending[input].name.clone());
+            Ok(())
+        };
+    std::thread::scope(|scope| {
+        let mut runner = Runner::new(scope, package, config);
+        let mut run = || {
+            for item in &pending {
+                progress.set_message(item.name.clone());
+                let reader = store.open(item)?;
+                let sink = store.create_output(output, &item.name)?;
+                runner.feed(reader, sink, &item.display, progress, &mut finished)?;
+            }
+            runner.finish(&mut finished)
+        };
+        let result = run();
+        if result.is_err() {
+            for sink in runner.abandon() {
+                sink.abort();
+            }
+        }
+        result
+    })?;
     progress.finish_with_message("done");
     Ok(summary)
 }
