@@ -22,9 +22,14 @@
 //!
 //! | precision | absolute | relative | label agreement |
 //! |---|---|---|---|
-//! | fp32 | 1e-6 | 1e-5 | 100% |
+//! | fp32 | 1e-5 | 1e-5 | 100% |
 //! | f16  | 1e-2 | 1e-2 | 99% |
 //! | int8 | 1e-1 | 1e-1 | 99% |
+//!
+//! fp32's bound is the conformance suite's, `|Δ| ≤ 1e-5 · max(|trainer|, 1)`. An absolute floor is needed: the
+//! trainer and the runtimes sum a row's products in different orders, so a logit near 0 (a probability near ½, a
+//! regression near 0) moves by a few float32 ulps of the sum of |products|, which on verification rows 3σ from the
+//! mean in every feature reaches 4e-6 on a probability.
 //!
 //! `absolute` is in units of the largest |score| the trainer gives on the verification rows when that exceeds 1
 //! (regressors), so it is written into the manifest multiplied by that magnitude. int8's score limit is wider than
@@ -116,7 +121,7 @@ impl DriftLimit {
     pub fn for_precision(precision: Precision) -> DriftLimit {
         match precision {
             Precision::Fp32 => DriftLimit {
-                absolute: 1e-6,
+                absolute: 1e-5,
                 relative: 1e-5,
                 label_agreement: 1.0,
             },

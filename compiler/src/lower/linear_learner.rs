@@ -1,7 +1,7 @@
 //! Linear Learner → ONNX. With `x̂ = (x − feature_mean) / feature_scale` (each step only when the artifact has it)
 //! and `z = x̂ · weight + bias` (`weight` `[d, k]`), the graph is
 //!
-//! - binary, `sigmoid`: `score = Sigmoid(z)` `[N, 1]`, `predicted_label = Cast<int64>(score >= threshold)` `[N]`;
+//! - binary, `sigmoid`: `score = 1 / (1 + Exp(−z))` `[N, 1]` ([`GraphBuilder::logistic`]), `predicted_label = Cast<int64>(score >= threshold)` `[N]`;
 //! - binary, `identity` (hinge): `score = z`, the same label rule;
 //! - multiclass, `softmax`: `score = Softmax(z, axis=1)` `[N, k]`, `predicted_label = ArgMax(score, axis=1)` `[N]`;
 //! - regressor, `affine`: `score = z · label_scale + label_mean` `[N, 1]` (un-normalised in-graph).
@@ -46,7 +46,7 @@ pub fn lower(artifact: &Artifact) -> Result<Lowered, CompileError> {
         PredictorType::Regressor => ("regressor", false),
     };
     let score = match model.output {
-        Output::Sigmoid => g.node("Sigmoid", "", &[&margin], "score", vec![]),
+        Output::Sigmoid => g.logistic(&margin, "score"),
         Output::Raw => g.node("Identity", "", &[&margin], "score", vec![]),
         Output::Softmax => g.node(
             "Softmax",

@@ -7,7 +7,7 @@
 //! - Leaves list their value under `target_ids` = the tree's output group (`tree_info`); `n_targets` is the number of
 //!   groups; `base_values` is the base score in margin space (logit for logistic objectives, log for log links), so
 //!   `aggregate_function = SUM` yields the trainer's margin.
-//! - Output transform: `Sigmoid` (binary:logistic, reg:logistic), `Exp` (count:poisson, reg:gamma, reg:tweedie),
+//! - Output transform: the logistic `1 / (1 + Exp(−margin))` (binary:logistic, reg:logistic), `Exp` (count:poisson, reg:gamma, reg:tweedie),
 //!   `Cast(margin > 0)` (binary:hinge), `Softmax(axis=1)` (multi:softprob, multi:softmax, which also outputs
 //!   `predicted_label = ArgMax`), identity otherwise. Single-output models reshape `score` to `[N]`.
 
@@ -102,7 +102,7 @@ pub fn lower(artifact: &Artifact) -> Result<Lowered, CompileError> {
     } else {
         let transformed = match objective {
             Objective::BinaryLogistic | Objective::RegLogistic => {
-                g.node("Sigmoid", "", &[&margin], "probability", vec![])
+                g.logistic(&margin, "probability")
             }
             Objective::Poisson | Objective::Gamma | Objective::Tweedie { .. } => {
                 g.node("Exp", "", &[&margin], "expectation", vec![])
