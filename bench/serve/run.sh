@@ -17,7 +17,8 @@ fi
 cargo build --release -p tern --quiet
 tern="$CARGO_TARGET_DIR/release/tern"
 work="$(mktemp -d)"
-trap 'kill "${server:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+# Only the server this script started: `kill 0` would end the caller's whole process group.
+trap '[ -n "${server:-}" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
 
 data=examples/breast_cancer
 "$tern" train --algorithm linear-learner --train "$data/train.csv" --validation "$data/validation.csv" \

@@ -40,6 +40,10 @@ pub struct TransformArgs {
     /// Largest request, 1 to 100.
     #[arg(long, default_value_t = transform::DEFAULT_MAX_PAYLOAD_MB)]
     pub max_payload_in_mb: usize,
+    /// Requests in flight at once (SageMaker's MaxConcurrentTransforms; 0 means 1). Outputs do not depend on it;
+    /// times --max-payload-in-mb it may not exceed 100.
+    #[arg(long, default_value_t = 1, env = "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS")]
+    pub max_concurrent_transforms: usize,
     /// None or Line.
     #[arg(long, default_value = "Line")]
     pub assemble_with: String,
@@ -75,6 +79,7 @@ pub fn transform(args: TransformArgs) -> Result<()> {
             join_input,
             output_filter: JsonPath::parse(&args.output_filter).context("--output-filter")?,
         },
+        max_concurrent_transforms: args.max_concurrent_transforms,
     };
     config.validate()?;
     let package = tern_runtime::Package::load(&args.package)?;
