@@ -3,9 +3,6 @@
 //! metrics, Pipe mode, sparse input, response shapes), reproducibility, the elbow curve, and bad input. Run with
 //! `--release`.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
 use ndarray::Array2;
 use serde_json::{json, Value};
 use tern_formats::ContentType;
@@ -15,75 +12,23 @@ use tern_trainer::data::{
 };
 use tern_trainer::{Algorithm, Artifact, Hyperparameters, Task, TrainError, TrainingContext};
 
-fn raw(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+mod common;
+use common::{csv, csv_channel, only_train};
 
 fn parse(pairs: &[(&str, &str)]) -> Result<Hyperparameters, TrainError> {
-    let hyperparameters =
-        Hyperparameters::parse(KMeans.name(), KMeans.hyperparameters(), &raw(pairs))?;
-    KMeans.validate(&hyperparameters)?;
-    Ok(hyperparameters)
+    common::parse(&KMeans, pairs)
 }
 
 fn train(
     pairs: &[(&str, &str)],
     input: &TrainingInput,
 ) -> Result<(Artifact, TrainingContext), TrainError> {
-    let hyperparameters = parse(pairs)?;
-    let mut context = TrainingContext::new(true);
-    let artifact = KMeans.train(&hyperparameters, input, &mut context)?;
-    Ok((artifact, context))
+    common::train(&KMeans, pairs, input)
 }
 
-fn only_train(channel: Channel) -> TrainingInput {
-    TrainingInput {
-        train: channel,
-        validation: None,
-        test: None,
-    }
-}
-
-fn csv(name: &str, split: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/data/generated")
-        .join(name)
-        .join(format!("{split}.csv"))
-}
-
-fn csv_channel(channel: &str, name: &str, split: &str) -> Channel {
-    Channel::from_path(
-        channel,
-        &csv(name, split),
-        Some(ContentType::Csv { label_size: 1 }),
-    )
-    .unwrap()
-}
-
-/// scikit-learn's answer from the oracle script, run through the project's virtualenv.
+/// scikit-learn's answer from the oracle script.
 fn oracle(args: &[&str]) -> Value {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = root.join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/setup-python.sh to create the oracle virtualenv (scikit-learn 1.7.2)",
-        python.display()
-    );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracles/sklearn_kmeans_pca.py");
-    let output = std::process::Command::new(&python)
-        .arg(&script)
-        .args(args)
-        .output()
-        .expect("the oracle script runs");
-    assert!(
-        output.status.success(),
-        "oracle failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("the oracle prints JSON")
+    common::oracle("sklearn_kmeans_pca.py", args)
 }
 
 /// Within-cluster SSE of a trained model over the rows of `dataset`.

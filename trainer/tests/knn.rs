@@ -4,53 +4,30 @@
 //! SageMaker's behaviours (test-channel metrics, reservoir sampling, projections, ties, sparse input, response
 //! shapes, editable metadata) and bad input. Run with `--release`.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
 use ndarray::Array2;
 use serde_json::{json, Value};
 use tern_formats::ContentType;
 use tern_trainer::algorithms::knn::{Knn, KnnModel};
 use tern_trainer::data::{Channel, CsrMatrix, Dataset, FeatureMatrix, TrainingInput};
-use tern_trainer::{
-    Algorithm, Artifact, Hyperparameters, Predictor, Task, TrainError, TrainingContext,
-};
+use tern_trainer::{Algorithm, Artifact, Predictor, Task, TrainError, TrainingContext};
 
-fn raw(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn parse(pairs: &[(&str, &str)]) -> Result<Hyperparameters, TrainError> {
-    Ok(Knn.parse_hyperparameters(&raw(pairs))?)
-}
+mod common;
+use common::{csv, csv_channel as channel, floats};
 
 fn train(
     pairs: &[(&str, &str)],
     input: &TrainingInput,
 ) -> Result<(Artifact, TrainingContext), TrainError> {
-    let hyperparameters = parse(pairs)?;
-    let mut context = TrainingContext::new(true);
-    let artifact = Knn.train(&hyperparameters, input, &mut context)?;
-    Ok((artifact, context))
+    common::train(&Knn, pairs, input)
 }
 
-fn csv(name: &str, split: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/data/generated")
-        .join(name)
-        .join(format!("{split}.csv"))
+fn test_rows(name: &str) -> Dataset {
+    common::rows(name, "test")
 }
 
-fn channel(channel: &str, name: &str, split: &str) -> Channel {
-    Channel::from_path(
-        channel,
-        &csv(name, split),
-        Some(ContentType::Csv { label_size: 1 }),
-    )
-    .unwrap()
+/// scikit-learn's answer from the oracle script.
+fn oracle(args: &[&str]) -> Value {
+    common::oracle("sklearn_knn.py", args)
 }
 
 fn input(name: &str, with_test: bool) -> TrainingInput {
@@ -59,41 +36,6 @@ fn input(name: &str, with_test: bool) -> TrainingInput {
         validation: None,
         test: with_test.then(|| channel("test", name, "test")),
     }
-}
-
-fn test_rows(name: &str) -> Dataset {
-    channel("test", name, "test").load(None).unwrap()
-}
-
-fn oracle(args: &[&str]) -> Value {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = root.join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/setup-python.sh to create the oracle virtualenv (scikit-learn 1.7.2)",
-        python.display()
-    );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracles/sklearn_knn.py");
-    let output = std::process::Command::new(&python)
-        .arg(&script)
-        .args(args)
-        .output()
-        .expect("the oracle script runs");
-    assert!(
-        output.status.success(),
-        "oracle failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("the oracle prints JSON")
-}
-
-fn floats(value: &Value) -> Vec<f64> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect()
 }
 
 fn model(artifact: &Artifact) -> KnnModel {

@@ -2,8 +2,7 @@
 //! (computed live by `oracles/sklearn_kmeans_pca.py`), randomized mode, sparse input, SageMaker's response shape,
 //! and bad input. Run with `--release`.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ndarray::Array2;
 use serde_json::{json, Value};
@@ -12,73 +11,28 @@ use tern_trainer::algorithms::pca::{Pca, PcaModel};
 use tern_trainer::data::{Channel, CsrMatrix, Dataset, FeatureMatrix, TrainingInput};
 use tern_trainer::{Algorithm, Artifact, Hyperparameters, Task, TrainError, TrainingContext};
 
-fn raw(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+mod common;
+use common::{floats, only_train};
 
 fn parse(pairs: &[(&str, &str)]) -> Result<Hyperparameters, TrainError> {
-    let hyperparameters = Hyperparameters::parse(Pca.name(), Pca.hyperparameters(), &raw(pairs))?;
-    Pca.validate(&hyperparameters)?;
-    Ok(hyperparameters)
+    common::parse(&Pca, pairs)
 }
 
 fn train(
     pairs: &[(&str, &str)],
     input: &TrainingInput,
 ) -> Result<(Artifact, TrainingContext), TrainError> {
-    let hyperparameters = parse(pairs)?;
-    let mut context = TrainingContext::new(true);
-    let artifact = Pca.train(&hyperparameters, input, &mut context)?;
-    Ok((artifact, context))
+    common::train(&Pca, pairs, input)
 }
 
-fn only_train(channel: Channel) -> TrainingInput {
-    TrainingInput {
-        train: channel,
-        validation: None,
-        test: None,
-    }
-}
-
+/// A data set's training split.
 fn csv(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/data/generated")
-        .join(name)
-        .join("train.csv")
+    common::csv(name, "train")
 }
 
+/// scikit-learn's answer from the oracle script.
 fn oracle(args: &[&str]) -> Value {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = root.join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/setup-python.sh to create the oracle virtualenv (scikit-learn 1.7.2)",
-        python.display()
-    );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracles/sklearn_kmeans_pca.py");
-    let output = std::process::Command::new(&python)
-        .arg(&script)
-        .args(args)
-        .output()
-        .expect("the oracle script runs");
-    assert!(
-        output.status.success(),
-        "oracle failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("the oracle prints JSON")
-}
-
-fn floats(value: &Value) -> Vec<f64> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect()
+    common::oracle("sklearn_kmeans_pca.py", args)
 }
 
 fn close(ours: f64, reference: f64, what: &str) {

@@ -2,71 +2,41 @@
 //! scikit-learn's digits with injected anomalies, determinism, the artifact round trip and SageMaker's response
 //! shape, the streaming forest, and bad input. Run with `--release`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{json, Value};
-use tern_formats::ContentType;
 use tern_trainer::algorithms::rcf::{RandomCutForest, RcfModel, Shingle, StreamingForest};
 use tern_trainer::data::{Channel, TrainingInput};
 use tern_trainer::metrics::roc_auc;
 use tern_trainer::{Algorithm, Artifact, Task, TrainError, TrainingContext};
 
-fn raw(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+mod common;
 
 fn train(
     pairs: &[(&str, &str)],
     input: &TrainingInput,
 ) -> Result<(Artifact, TrainingContext), TrainError> {
-    let hyperparameters = RandomCutForest.parse_hyperparameters(&raw(pairs))?;
-    let mut context = TrainingContext::new(true);
-    let artifact = RandomCutForest.train(&hyperparameters, input, &mut context)?;
-    Ok((artifact, context))
+    common::train(&RandomCutForest, pairs, input)
 }
 
 /// The message of a training run that must fail.
 fn failure(pairs: &[(&str, &str)], input: &TrainingInput) -> String {
-    match train(pairs, input) {
-        Ok(_) => panic!("training with {pairs:?} succeeded"),
-        Err(error) => error.to_string(),
-    }
+    common::failure(&RandomCutForest, pairs, input)
 }
 
 fn channel(name: &str, path: &Path, label_size: usize) -> Channel {
-    Channel::from_path(name, path, Some(ContentType::Csv { label_size })).unwrap()
+    common::csv_file_channel(name, path, label_size)
 }
 
 /// Writes the digits-with-anomalies data to `dir` and returns rrcf's AUC per seed.
 fn rrcf_oracle(dir: &Path, num_trees: usize, tree_size: usize, seeds: &[u64]) -> Value {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = root.join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/setup-python.sh to create the oracle virtualenv (rrcf 0.4.4)",
-        python.display()
-    );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracles/rrcf_oracle.py");
-    let mut command = std::process::Command::new(&python);
-    command
-        .arg(&script)
-        .arg(dir)
-        .arg(num_trees.to_string())
-        .arg(tree_size.to_string());
-    for seed in seeds {
-        command.arg(seed.to_string());
-    }
-    let output = command.output().expect("the oracle script runs");
-    assert!(
-        output.status.success(),
-        "oracle failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("the oracle prints JSON")
+    let mut args = vec![
+        dir.display().to_string(),
+        num_trees.to_string(),
+        tree_size.to_string(),
+    ];
+    args.extend(seeds.iter().map(u64::to_string));
+    common::oracle("rrcf_oracle.py", &args)
 }
 
 fn digits_with_anomalies(dir: &Path, seeds: &[u64]) -> Vec<f64> {
