@@ -311,9 +311,9 @@ fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     out0[i] = in0[(o * axis + u32(index)) * inner + within];
 }
 
-fn packed_byte(word: u32, i: u32, signed: bool) -> i32 {
+fn packed_byte(word: u32, i: u32, is_signed: bool) -> i32 {
     let byte = (word >> ((i % 4u) * 8u)) & 0xffu;
-    return select(i32(byte), bitcast<i32>(byte << 24u) >> 24u, signed);
+    return select(i32(byte), bitcast<i32>(byte << 24u) >> 24u, is_signed);
 }
 
 // DequantizeLinear: (q − zero_point) · scale, q packed int8/uint8; scale and zero point per index along the axis
@@ -325,15 +325,15 @@ fn dequantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     if (i >= p(0u)) {
         return;
     }
-    let signed = p(3u) != 0u;
-    let q = packed_byte(in0[i / 4u], i, signed);
+    let is_signed = p(3u) != 0u;
+    let q = packed_byte(in0[i / 4u], i, is_signed);
     var c = 0u;
     if (p(4u) != 0u) {
         c = (i / p(2u)) % p(1u);
     }
     var zero = 0i;
     if (p(5u) != 0u) {
-        zero = packed_byte(in2[c / 4u], c, signed);
+        zero = packed_byte(in2[c / 4u], c, is_signed);
     }
     out0[i] = w(f32(q - zero) * f(in1[c]));
 }
@@ -346,16 +346,16 @@ fn cast_f16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         return;
     }
     let bits = (in0[i / 2u] >> ((i % 2u) * 16u)) & 0xffffu;
-    let sign = (bits >> 15u) << 31u;
+    let sign_bit = (bits >> 15u) << 31u;
     let exponent = (bits >> 10u) & 0x1fu;
     let mantissa = bits & 0x3ffu;
     var r: u32;
     if (exponent == 0u) {
-        r = sign | w(f32(mantissa) * 5.9604644775390625e-8);
+        r = sign_bit | w(f32(mantissa) * 5.9604644775390625e-8);
     } else if (exponent == 31u) {
-        r = sign | 0x7f800000u | (mantissa << 13u);
+        r = sign_bit | 0x7f800000u | (mantissa << 13u);
     } else {
-        r = sign | ((exponent + 112u) << 23u) | (mantissa << 13u);
+        r = sign_bit | ((exponent + 112u) << 23u) | (mantissa << 13u);
     }
     out0[i] = r;
 }

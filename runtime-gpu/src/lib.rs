@@ -17,7 +17,7 @@
 //! let bytes = std::fs::read("pkg/model.onnx")?;
 //! let model = tern_runtime::onnx::ModelProto::from_bytes(&bytes)?;
 //! let gpu = pollster::block_on(tern_gpu::Gpu::request())?;
-//! let executor = tern_gpu::GpuModel::new(&gpu, &model)?; // GpuError::Unsupported: run it on tract instead
+//! let executor = pollster::block_on(tern_gpu::GpuModel::new(&gpu, &model))?; // Unsupported: run it on tract
 //! let outputs = pollster::block_on(executor.run(&[1.5, 16.0, 14.0], 1))?;
 //! println!("{:?}", outputs.outputs[0].values);
 //! # Ok(()) }

@@ -273,7 +273,22 @@ fn gpu_outputs_equal_tract_for_every_dense_package() {
                             ));
                         }
                     }
-                    _ => failures.push(format!("{context}: element types differ")),
+                    // tract may fold a Cast into a float output (LL's Cast<int64>(score >= threshold)); the GPU
+                    // keeps the graph's integer type. The values must still be equal.
+                    _ => {
+                        let differ = have
+                            .to_f32()
+                            .iter()
+                            .zip(want.to_f32())
+                            .filter(|(a, b)| **a != *b)
+                            .count();
+                        if differ > 0 {
+                            failures.push(format!(
+                                "{context}: {differ} of {} label values differ",
+                                want.to_f32().len()
+                            ));
+                        }
+                    }
                 }
             }
             report.push_str(&format!(
@@ -315,8 +330,8 @@ fn graphs_outside_the_op_subset_are_refused_naming_the_op() {
             "digits",
             &[
                 ("feature_dim", "64"),
-                ("num_trees", "5"),
-                ("num_samples_per_tree", "64"),
+                ("num_trees", "50"),
+                ("num_samples_per_tree", "256"),
                 ("seed", "1"),
             ],
             "RandomCutForestScore",
@@ -348,7 +363,11 @@ fn bad_rows_are_refused_naming_record_and_feature() {
     let (artifact, train_data, test_data) = train(
         "pca",
         "diabetes",
-        &[("feature_dim", "10"), ("num_components", "2")],
+        &[
+            ("feature_dim", "10"),
+            ("num_components", "2"),
+            ("mini_batch_size", "100"),
+        ],
     );
     let work = tempfile::tempdir().unwrap();
     compile_to(
