@@ -337,3 +337,111 @@ fn bootstrap_without_a_package_exits_with_the_reason() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("manifest.json"), "{stderr}");
 }
+
+/// cargo-lambda's Lambda emulator (`cargo lambda watch`, the PyPI build in the project's virtualenv), serving the
+/// Runtime API and the Invoke API while the real `bootstrap` runs against it; events are sent with
+/// `cargo lambda invoke`, its client.
+#[test]
+fn bootstrap_answers_invocations_through_cargo_lambdas_emulator() {
+    let fixture = fixture();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo_lambda = root.join(".venv/bin/cargo-lambda");
+    assert!(
+        cargo_lambda.exists(),
+        "{} is missing: run scripts/setup-python.sh (cargo-lambda is in tests/python/requirements.txt)",
+        cargo_lambda.display()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    // Only the APIs: the function is this crate's bootstrap, started below (not rebuilt by `cargo lambda`).
+    let _emulator = Running(
+        Command::new(&cargo_lambda)
+            .args(["lambda", "watch", "--only-lambda-apis", "--ignore-changes"])
+            .args(["--invoke-address", "127.0.0.1", "--invoke-port", &port])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let address = format!("127.0.0.1:{port}");
+    let ready = (0..600).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        std::net::TcpStream::connect(&address).is_ok()
+    });
+    assert!(ready, "cargo lambda watch did not open {address}");
+    let _function = Running(
+        Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+            .env_clear()
+            .env("AWS_LAMBDA_RUNTIME_API", format!("http://{address}/.rt"))
+            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+            .env("TERN_PACKAGE", &fixture.package_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let invoke = |event: Value| {
+        Command::new(&cargo_lambda)
+            .args(["lambda", "invoke", "--invoke-address", "127.0.0.1"])
+            .args([
+                "--invoke-port",
+                &port,
+                "--data-ascii",
+                &event.to_string(),
+                "_",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    };
+
+    let (expected, mime) = fixture
+        .package
+        .invoke(fixture.rows.as_bytes(), "text/csv", "application/json")
+        .unwrap();
+    let output = invoke(
+        json!({"body": fixture.rows, "contentType": "text/csv", "accept": "application/json"}),
+    );
+    assert!(output.status.success(), "{output:?}");
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["contentType"], json!(mime));
+    assert_eq!(
+        answer["body"].as_str().unwrap().as_bytes(),
+        expected.as_slice()
+    );
+
+    let output = invoke(json!({
+        "version": "2.0",
+        "headers": {"content-type": "text/csv", "accept": "application/jsonlines"},
+        "requestContext": {"http": {"method": "POST", "path": "/invocations"}},
+        "body": fixture.rows,
+        "isBase64Encoded": false
+    }));
+    assert!(output.status.success(), "{output:?}");
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (expected, _) = fixture
+        .package
+        .invoke(fixture.rows.as_bytes(), "text/csv", "application/jsonlines")
+        .unwrap();
+    assert_eq!(answer["statusCode"], json!(200));
+    assert_eq!(
+        answer["body"].as_str().unwrap().as_bytes(),
+        expected.as_slice()
+    );
+
+    // A malformed request: the emulator reports the function error, type and record included.
+    let output = invoke(json!({"body": "1,2,3\n", "contentType": "text/csv"}));
+    assert!(!output.status.success());
+    let report = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        report.contains("InvalidRequest") && report.contains("expected 30 features, found 3"),
+        "{report}"
+    );
+}
