@@ -3,8 +3,10 @@
 //! `run_package` example cross-built for aarch64-unknown-linux-gnu, run under qemu-aarch64), and onnxruntime
 //! (`tests/conformance/run_onnxruntime.py` in the oracle virtualenv), and tern-runtime compiled to wasm in Node
 //! (`runtime-wasm/node/run_package.mjs` on the build in runtime-wasm/pkg; when node or that build is missing, its
-//! cells are skipped with a note: scripts/setup-web.sh builds it). The wasm column shares x86_64's [`IGNORED`]
-//! entries: both run the same tract graph.
+//! cells are skipped with a note: scripts/setup-web.sh builds it), and tern-gpu's wgpu kernels natively
+//! (`native-wgpu`: on lavapipe without a GPU; graphs outside its op subset print as `fallback`, the op named, since
+//! the runtimes then run them on tract; no adapter skips the column with a note). The wasm and native-wgpu columns
+//! share x86_64's [`IGNORED`] entries: they run the same compiled package.
 //!
 //! A case is defined once in [`CASES`]; a later algorithm joins by adding one entry. Pass criteria per cell:
 //! fp32: every score within 1e-5 relative (|package − trainer| ≤ 1e-5 · max(|trainer|, 1)) and identical labels;
@@ -192,11 +194,18 @@ const CASES: &[Case] = &[
 const PRECISIONS: [Precision; 3] = [Precision::Fp32, Precision::F16, Precision::Int8];
 
 /// The runtimes, in column order.
-const RUNTIMES: [&str; 4] = ["x86_64", "aarch64", "onnxruntime", "wasm(node)"];
+const RUNTIMES: [&str; 5] = [
+    "x86_64",
+    "aarch64",
+    "onnxruntime",
+    "wasm(node)",
+    "native-wgpu",
+];
 
-/// The runtime whose [`IGNORED`] entries apply to `runtime`: wasm(node) runs the same tract graph as x86_64.
+/// The runtime whose [`IGNORED`] entries apply to `runtime`: wasm(node) runs the same tract graph as x86_64, and
+/// native-wgpu the same package.
 fn ignore_as(runtime: &str) -> &str {
-    if runtime == "wasm(node)" {
+    if runtime == "wasm(node)" || runtime == "native-wgpu" {
         "x86_64"
     } else {
         runtime
@@ -449,6 +458,38 @@ fn run_native(dir: &Path, features: &[f32], rows: usize) -> Result<RuntimePredic
     Ok(RuntimePredictions { scores, labels })
 }
 
+/// The native-wgpu column: the package's graph on tern-gpu's kernels. `Ok(Err(reason))`: the GPU backend refuses
+/// the graph (its op named), so runtimes fall back to tract for it.
+fn run_wgpu(
+    gpu: &tern_gpu::Gpu,
+    dir: &Path,
+    features: &[f32],
+    rows: usize,
+) -> Result<Result<RuntimePredictions, String>, String> {
+    let bytes = std::fs::read(dir.join("model.onnx")).map_err(|e| e.to_string())?;
+    let proto = tern_runtime::onnx::ModelProto::from_bytes(&bytes).map_err(|e| e.to_string())?;
+    let model = match pollster::block_on(tern_gpu::GpuModel::new(gpu, &proto)) {
+        Ok(model) => model,
+        Err(tern_gpu::GpuError::Unsupported(refused)) => return Ok(Err(refused.to_string())),
+        Err(e) => return Err(e.to_string()),
+    };
+    let outputs = pollster::block_on(model.run(features, rows)).map_err(|e| e.to_string())?;
+    let manifest = Package::load(dir)
+        .map_err(|e| e.to_string())?
+        .manifest()
+        .clone();
+    let (score, label) = output_names(&manifest);
+    let scores = outputs.require(&score).map_err(|e| e.to_string())?.to_f32();
+    let labels = match label {
+        Some(name) => {
+            let output = outputs.require(&name).map_err(|e| e.to_string())?;
+            Some((0..rows).map(|r| output.row_label(r)).collect())
+        }
+        None => None,
+    };
+    Ok(Ok(RuntimePredictions { scores, labels }))
+}
+
 fn run_command(mut command: Command) -> Result<(), String> {
     let output = command
         .output()
@@ -615,6 +656,7 @@ fn conformance_matrix() {
     let runner = build_aarch64_runner();
     let ort_script = repo_root().join("tests/conformance/run_onnxruntime.py");
     let wasm_node = wasm_node_runner();
+    let gpu = pollster::block_on(tern_gpu::Gpu::request()).map_err(|e| e.to_string());
     let work = tempfile::tempdir().unwrap();
 
     let mut table = String::new();
@@ -718,6 +760,30 @@ fn conformance_matrix() {
                                         }
                                     }
                                 },
+                                "native-wgpu" => match &gpu {
+                                    Ok(gpu) => match run_wgpu(gpu, &dir, &features, rows) {
+                                        Ok(Err(refused)) => {
+                                            return Cell {
+                                                max_abs_diff: 0.0,
+                                                label_agreement: None,
+                                                pass: true,
+                                                not_applicable: false,
+                                                note: format!("fallback to tract: {refused}"),
+                                            }
+                                        }
+                                        Ok(Ok(p)) => Ok(p),
+                                        Err(e) => Err(e),
+                                    },
+                                    Err(e) => {
+                                        return Cell {
+                                            max_abs_diff: 0.0,
+                                            label_agreement: None,
+                                            pass: true,
+                                            not_applicable: false,
+                                            note: format!("not run: {e}"),
+                                        }
+                                    }
+                                },
                                 _ => {
                                     let mut command = Command::new(&python);
                                     command
@@ -745,6 +811,9 @@ fn conformance_matrix() {
                 .map(|cell| {
                     if cell.not_applicable {
                         return "N/A".to_string();
+                    }
+                    if cell.note.starts_with("fallback") {
+                        return "fallback (tract)".to_string();
                     }
                     let labels = cell
                         .label_agreement
