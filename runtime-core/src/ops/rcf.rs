@@ -9,7 +9,8 @@
 //! - `tree_node_counts` (ints, one per tree, each ≥ 1): how many of the node entries below each tree owns.
 //! - `nodes_left`, `nodes_right` (ints, one per node): the children's numbers within the tree, `-1` for a leaf.
 //! - `nodes_cut_dimension` (ints): the feature a branch cuts on, `-1` for a leaf.
-//! - `nodes_cut_value` (floats): a branch sends `x[cut_dimension] <= cut_value` left, the rest right.
+//! - `nodes_cut_value` (floats): a branch sends `x[cut_dimension] <= cut_value` left, the rest right; a leaf's is
+//!   not read (any value, NaN included, is accepted there).
 //! - `nodes_mass` (ints, ≥ 1): sample points under the node, duplicates included; a branch's is its children's sum.
 //! - `nodes_box_min`, `nodes_box_max` (floats, `nodes × feature_dim`, row-major): each node's bounding box, finite
 //!   with min ≤ max; a leaf's box is its point (min = max).
@@ -281,13 +282,20 @@ impl Forest {
             start == n,
             "tree_node_counts add up to {start} nodes, the node attributes hold {n}"
         );
+        // A leaf's cut value is never read; storing 0 keeps equal forests equal (`Eq`), whatever a leaf held.
+        let mut cut_value = nodes_cut_value;
+        for (value, &child) in cut_value.iter_mut().zip(&left) {
+            if child == LEAF {
+                *value = 0.0;
+            }
+        }
         Ok(Forest {
             feature_dim: d,
             roots,
             left,
             right,
             cut_dimension,
-            cut_value: nodes_cut_value,
+            cut_value,
             mass,
             box_min: nodes_box_min,
             box_max: nodes_box_max,
@@ -579,6 +587,17 @@ mod tests {
             let error = Forest::from_attributes(attributes).unwrap_err().to_string();
             assert!(error.contains(wanted), "wanted {wanted:?} in {error:?}");
         }
+    }
+
+    /// A leaf's cut value is not read: NaN there loads, scores the same, and leaves the op equal to itself.
+    #[test]
+    fn a_leafs_cut_value_is_ignored() {
+        let mut with_nan = attributes();
+        with_nan.nodes_cut_value[2] = f32::NAN;
+        let forest = Forest::from_attributes(with_nan).unwrap();
+        assert_eq!(forest, Forest::from_attributes(attributes()).unwrap());
+        let op = RandomCutForestScoreOp { forest };
+        assert_eq!(op, op.clone());
     }
 
     /// Node 1 and node 2 point at each other: a cycle no parent reaches.
