@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds tern's wasm runtime (runtime-wasm, crate tern-wasm) into runtime-wasm/pkg/ (git-ignored):
-#   pkg/web/   ES module for browsers (wasm-bindgen --target web)
-#   pkg/node/  CommonJS module for Node (wasm-bindgen --target nodejs)
+#   pkg/web/   ES module for browsers (wasm-bindgen --target web), with the WebGPU backend (feature `webgpu`)
+#   pkg/node/  CommonJS module for Node (wasm-bindgen --target nodejs), the wasm CPU backend only: Node has no
+#              WebGPU, and a build without wgpu cannot reach it
 #   pkg/wasi/tern-wasi.wasm   the wasm32-wasip1 stdin/stdout runner for wasmtime and other WASI hosts
 #   pkg/package.json          the npm package (exports: node → node/, browsers → web/; types in .d.ts)
 # Installs what it needs idempotently: the rust targets, wasm-bindgen-cli at the version Cargo.lock pins, and
@@ -32,16 +33,17 @@ wasm_opt=web/node_modules/.bin/wasm-opt
 features=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals
   --enable-reference-types --enable-multivalue)
 
+lib="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/tern_wasm.wasm"
+rm -rf "$pkg.tmp"
+mkdir -p "$pkg.tmp/wasi"
 cargo build --release --target wasm32-unknown-unknown -p tern-wasm --lib
+wasm-bindgen "$lib" --target nodejs --out-dir "$pkg.tmp/node"
+cargo build --release --target wasm32-unknown-unknown -p tern-wasm --lib --features webgpu
 # The WASI runner ships without debug info (the release profile keeps line tables for native backtraces).
 CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true \
   cargo build --release --target wasm32-wasip1 -p tern-wasm --bin tern-wasi
 
-rm -rf "$pkg.tmp"
-mkdir -p "$pkg.tmp/wasi"
-lib="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/tern_wasm.wasm"
 wasm-bindgen "$lib" --target web --out-dir "$pkg.tmp/web"
-wasm-bindgen "$lib" --target nodejs --out-dir "$pkg.tmp/node"
 # wasm-opt (binaryen's JS build) takes minutes on a module this size: it optimises the browser build, where download
 # size matters; the Node build (conformance) and the WASI runner ship as rustc and wasm-bindgen leave them.
 "$wasm_opt" -O3 "${features[@]}" "$pkg.tmp/web/tern_wasm_bg.wasm" -o "$pkg.tmp/web/tern_wasm_bg.wasm.opt"
@@ -53,7 +55,7 @@ cat > "$pkg.tmp/package.json" <<EOF
 {
   "name": "tern-wasm",
   "version": "$crate_version",
-  "description": "Run tern packages (ONNX graph + manifest) in browsers and Node: SageMaker-shaped predictions on wasm",
+  "description": "Run tern packages (ONNX graph + manifest) in browsers and Node: SageMaker-shaped predictions on WebGPU or wasm",
   "license": "Apache-2.0",
   "type": "module",
   "main": "./node/tern_wasm.js",

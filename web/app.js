@@ -1,6 +1,7 @@
-// tern's browser demo: loads two packages (models/digits, models/breast_cancer) with the wasm runtime and predicts
-// from a drawing pad and an editable row. The last request of each panel is kept in window.ternDemo.last for the
-// browser tests.
+// tern's browser demo: loads two packages (models/digits, models/breast_cancer) with the wasm runtime, on WebGPU or
+// the wasm CPU backend (the switch at the top), and predicts from a drawing pad and an editable row. Predictions are
+// asynchronous (a GPU's results come back through a Promise). The last request of each panel is kept in
+// window.ternDemo.last, `seq` counts finished predictions and `inflight` the running ones, for the browser tests.
 import init, { Model } from "./pkg/tern_wasm.js";
 
 const CANCER_FEATURES = [
@@ -16,7 +17,7 @@ const CANCER_CLASSES = ["malignant", "benign"];
 
 const $ = (id) => document.getElementById(id);
 const state = { models: {}, digitRows: [], cancerRows: [], sample: 0 };
-window.ternDemo = { last: {}, ready: false, error: null };
+window.ternDemo = { last: {}, ready: false, error: null, seq: 0, inflight: 0 };
 
 /** Label-first CSV text → [{label, features}]. */
 function parseRows(text) {
@@ -44,19 +45,34 @@ async function loadModels(backend) {
   const status = $("backend-status");
   status.textContent = `running on ${digits.backend} · both models loaded in ${ms.toFixed(0)} ms`;
   status.title = digits.fallbackReason ?? "";
-  if (digits.fallbackReason) {
+  const reason = digits.fallbackReason ?? cancer.fallbackReason;
+  if (backend !== "wasm" && reason) {
     const gpu = "gpu" in navigator ? "this browser has WebGPU, but " : "this browser has no WebGPU, and ";
-    status.textContent += ` (WebGPU asked: ${gpu}${digits.fallbackReason})`;
+    status.textContent += ` (WebGPU asked: ${gpu}${reason})`;
   }
   document.body.dataset.backend = digits.backend;
 }
 
-/** Times one predict call; returns [response, milliseconds]. */
-function timed(model, features) {
+/** Times one predict call (until its Promise resolves); returns [response, milliseconds]. */
+async function timed(model, features) {
   const input = Float32Array.from(features);
   const started = performance.now();
-  const response = model.predict(input, 1);
+  const response = await model.predict(input, 1);
   return [response, performance.now() - started];
+}
+
+/** Runs one prediction of a panel, counted in window.ternDemo.inflight / seq; a failure shows in the status bar. */
+async function tracked(prediction) {
+  window.ternDemo.inflight += 1;
+  try {
+    await prediction();
+  } catch (error) {
+    $("backend-status").textContent = `prediction failed: ${error.message}`;
+    window.ternDemo.error = error.message;
+  } finally {
+    window.ternDemo.inflight -= 1;
+    window.ternDemo.seq += 1;
+  }
 }
 
 // ---- digits ------------------------------------------------------------------------------------------------------
@@ -153,8 +169,12 @@ function drawPreview(features) {
 }
 
 function showDigits(features, source) {
+  return tracked(() => renderDigits(features, source));
+}
+
+async function renderDigits(features, source) {
   drawPreview(features);
-  const [response, ms] = timed(state.models.digits, features);
+  const [response, ms] = await timed(state.models.digits, features);
   const prediction = response.predictions[0];
   $("digits-label").textContent = String(prediction.predicted_label);
   const bars = $("digits-bars");
@@ -170,13 +190,13 @@ function showDigits(features, source) {
 }
 
 function predictDigit() {
-  showDigits(padFeatures(), "your drawing");
+  return showDigits(padFeatures(), "your drawing");
 }
 
 function sampleDigit() {
   const row = state.digitRows[state.sample++ % state.digitRows.length];
   clearPad();
-  showDigits(row.features, `held-out test image (true label ${row.label})`);
+  return showDigits(row.features, `held-out test image (true label ${row.label})`);
 }
 
 // ---- breast cancer -----------------------------------------------------------------------------------------------
@@ -196,8 +216,12 @@ function cancerFeatures() {
 }
 
 function predictCancer() {
+  return tracked(renderCancer);
+}
+
+async function renderCancer() {
   const features = cancerFeatures();
-  const [response, ms] = timed(state.models.cancer, features);
+  const [response, ms] = await timed(state.models.cancer, features);
   const prediction = response.predictions[0];
   const truth = state.cancerRows[Number($("cancer-row").value)].label;
   $("cancer-label").textContent =
@@ -218,7 +242,7 @@ async function main() {
   ]);
   state.digitRows = parseRows(digitsText);
   state.cancerRows = parseRows(cancerText);
-  await loadModels("wasm");
+  await loadModels(document.querySelector("input[name=backend]:checked").value);
 
   clearPad();
   setupDrawing();
@@ -235,8 +259,8 @@ async function main() {
   document.querySelectorAll("input[name=backend]").forEach((radio) =>
     radio.addEventListener("change", async () => {
       await loadModels(radio.value);
-      predictCancer();
-      if (window.ternDemo.last.digits) showDigits(window.ternDemo.last.digits.features, "same input");
+      await predictCancer();
+      if (window.ternDemo.last.digits) await showDigits(window.ternDemo.last.digits.features, "same input");
     }));
   $("wasm-info").textContent = `tern-wasm · packages: digits (${state.models.digits.manifest.precision}), ` +
     `breast cancer (${state.models.cancer.manifest.precision})`;

@@ -387,14 +387,22 @@ fn params_of(plan: &Plan, step: &Step, shapes: &[Vec<usize>]) -> Result<(Vec<u32
             };
             let first = reduced.iter().copied().min().unwrap_or(0);
             let last = reduced.iter().copied().max().unwrap_or(0);
+            let (infinity, minus_infinity) = (f32::INFINITY.to_bits(), f32::NEG_INFINITY.to_bits());
             if a.is_empty() {
-                return Ok((vec![1, 1, 1, *op as u32], 1));
+                return Ok((vec![1, 1, 1, *op as u32, infinity, minus_infinity], 1));
             }
             let outer: usize = a[..first].iter().product();
             let r: usize = a[first..=last].iter().product();
             let inner: usize = a[last + 1..].iter().product();
             return Ok((
-                vec![outer as u32, r as u32, inner as u32, *op as u32],
+                vec![
+                    outer as u32,
+                    r as u32,
+                    inner as u32,
+                    *op as u32,
+                    infinity,
+                    minus_infinity,
+                ],
                 outer * inner,
             ));
         }

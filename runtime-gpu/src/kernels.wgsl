@@ -61,8 +61,8 @@ fn unary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
         case 20u: { r = bitcast<u32>(i32(trunc(x))); }
         case 21u: { r = w(f32(bitcast<i32>(word))); }
         case 22u: { r = w(f32(word)); }
-        case 23u: { r = select(0u, 1u, x != 0.0); }
-        case 24u: { r = select(0u, 1u, word != 0u); }
+        case 23u: { r = select(0u, 1u, (x != 0.0)); }
+        case 24u: { r = select(0u, 1u, (word != 0u)); }
         case 25u: { r = 1u - word; }
         default: {}
     }
@@ -102,12 +102,12 @@ fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         case 4u: { r = w(max(a, b)); }
         case 5u: { r = w(min(a, b)); }
         case 6u: { r = w(pow(a, b)); }
-        case 10u: { r = select(0u, 1u, a > b); }
-        case 11u: { r = select(0u, 1u, a < b); }
-        case 12u: { r = select(0u, 1u, a >= b); }
-        case 13u: { r = select(0u, 1u, a <= b); }
-        case 14u: { r = select(0u, 1u, a == b); }
-        case 15u: { r = select(0u, 1u, aw == bw); }
+        case 10u: { r = select(0u, 1u, (a > b)); }
+        case 11u: { r = select(0u, 1u, (a < b)); }
+        case 12u: { r = select(0u, 1u, (a >= b)); }
+        case 13u: { r = select(0u, 1u, (a <= b)); }
+        case 14u: { r = select(0u, 1u, (a == b)); }
+        case 15u: { r = select(0u, 1u, (aw == bw)); }
         case 20u: { r = aw & bw; }
         case 21u: { r = aw | bw; }
         case 22u: { r = aw ^ bw; }
@@ -154,7 +154,8 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 }
 
 // Reduces the middle axis of an [outer, r, inner] view. params: 0 outer, 1 r, 2 inner, 3 op
-// (0 sum, 1 sum of squares, 2 mean, 3 min, 4 max, 5 product, 6 L1, 7 L2).
+// (0 sum, 1 sum of squares, 2 mean, 3 min, 4 max, 5 product, 6 L1, 7 L2), 4 +infinity, 5 −infinity (WGSL has no
+// infinite constants).
 @compute @workgroup_size(64)
 fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = flat(gid, groups);
@@ -167,9 +168,9 @@ fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let op = p(3u);
     var acc = 0.0;
     if (op == 3u) {
-        acc = bitcast<f32>(0x7f800000u);
+        acc = pf(4u);
     } else if (op == 4u) {
-        acc = bitcast<f32>(0xff800000u);
+        acc = pf(5u);
     } else if (op == 5u) {
         acc = 1.0;
     }
@@ -209,7 +210,7 @@ fn arg_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     var best_index = 0u;
     for (var t = 1u; t < r; t = t + 1u) {
         let x = f(in0[base + t * inner]);
-        let better = select(x < best, x > best, is_max);
+        let better = select((x < best), (x > best), is_max);
         if (better || (last && x == best)) {
             best = x;
             best_index = t;
@@ -228,8 +229,8 @@ fn softmax(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
         return;
     }
     let base = (i / inner) * r * inner + i % inner;
-    var largest = bitcast<f32>(0xff800000u);
-    for (var t = 0u; t < r; t = t + 1u) {
+    var largest = f(in0[base]);
+    for (var t = 1u; t < r; t = t + 1u) {
         largest = max(largest, f(in0[base + t * inner]));
     }
     var sum = 0.0;
@@ -263,7 +264,7 @@ fn top_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
         let x = f(in0[base + t * inner]);
         if (filled == k) {
             let worst = f(out0[out_base + (k - 1u) * inner]);
-            if (!select(x < worst, x > worst, largest)) {
+            if (!select((x < worst), (x > worst), largest)) {
                 continue;
             }
         }
@@ -273,7 +274,7 @@ fn top_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
                 break;
             }
             let before = f(out0[out_base + (at - 1u) * inner]);
-            if (!select(x < before, x > before, largest)) {
+            if (!select((x < before), (x > before), largest)) {
                 break;
             }
             out0[out_base + at * inner] = out0[out_base + (at - 1u) * inner];
@@ -304,7 +305,7 @@ fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     if (index < 0i) {
         index = index + i32(axis);
     }
-    if (index < 0i || u32(index) >= axis) {
+    if ((index < 0i) || (u32(index) >= axis)) {
         out0[i] = 0u;
         return;
     }
@@ -313,7 +314,8 @@ fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 
 fn packed_byte(word: u32, i: u32, is_signed: bool) -> i32 {
     let byte = (word >> ((i % 4u) * 8u)) & 0xffu;
-    return select(i32(byte), bitcast<i32>(byte << 24u) >> 24u, is_signed);
+    let extended = bitcast<i32>(byte << 24u) >> 24u;
+    return select(i32(byte), extended, is_signed);
 }
 
 // DequantizeLinear: (q − zero_point) · scale, q packed int8/uint8; scale and zero point per index along the axis

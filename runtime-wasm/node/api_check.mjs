@@ -49,21 +49,29 @@ try {
   result.fallback_reason = model.fallbackReason ?? null;
   result.feature_dim = model.featureDim;
   result.algorithm = model.manifest.algorithm;
-  result.predict_csv = model.predictCsv(csv);
-  result.predict = model.predict(Float32Array.from(rows.flat()), rows.length);
-  // A package whose manifest does not accept application/json (XGBoost) throws here: kept as {error}.
-  const orError = (call) => { try { return call(); } catch (error) { return { error: error.message }; } };
-  result.predict_json = orError(() => model.predictJson({ instances: rows.map((features) => ({ features })) }));
-  result.predict_json_text = orError(() => model.predictJson(JSON.stringify({ instances: [{ features: rows[0] }] })));
+  // Every prediction method returns a Promise (on both backends).
+  const pending = model.predictCsv(csv);
+  result.predict_returns_promise = pending instanceof Promise;
+  result.predict_csv = await pending;
+  result.predict = await model.predict(Float32Array.from(rows.flat()), rows.length);
+  // A package whose manifest does not accept application/json (XGBoost) rejects here: kept as {error}.
+  const orError = async (call) => { try { return await call(); } catch (error) { return { error: error.message }; } };
+  result.predict_json = await orError(() => model.predictJson({ instances: rows.map((features) => ({ features })) }));
+  result.predict_json_text = await orError(() => model.predictJson(JSON.stringify({ instances: [{ features: rows[0] }] })));
   // invoke with a text response type other than JSON (jsonlines for Linear Learner, text/csv for XGBoost).
   result.invoke_accept = model.manifest.produces.find((t) => t !== "application/json" && !t.includes("recordio"));
-  result.invoke = new TextDecoder().decode(model.invoke(Buffer.from(csv), "text/csv", result.invoke_accept));
-  result.run = model.run(Float32Array.from(rows[0]), 1).outputs.map(({ name, shape, values }) => ({
+  result.invoke = new TextDecoder().decode(await model.invoke(Buffer.from(csv), "text/csv", result.invoke_accept));
+  result.run = (await model.run(Float32Array.from(rows[0]), 1)).outputs.map(({ name, shape, values }) => ({
     name, shape, type: values.constructor.name, values: Array.from(values, Number),
   }));
 
   const webgpu = Model.fromParts(manifest, graph, { backend: "webgpu" });
   result.webgpu = { backend: webgpu.backend, fallback_reason: webgpu.fallbackReason ?? null };
+  // Node has no navigator.gpu and this build no WebGPU backend: an asynchronous load asking for it falls back too.
+  const webgpuLoad = await Model.load({ manifest, model: graph }, { backend: "webgpu" });
+  result.webgpu_load = { backend: webgpuLoad.backend, fallback_reason: webgpuLoad.fallbackReason ?? null };
+  const wasmLoad = await Model.load({ manifest, model: graph }, { backend: "wasm" });
+  result.wasm_load = { backend: wasmLoad.backend, fallback_reason: wasmLoad.fallbackReason ?? null };
 
   const loaded = {
     folder_url: await Model.load(`${base}/package/`),
@@ -73,7 +81,10 @@ try {
     parts: await Model.load({ manifest, model: graph }),
     from_archive: Model.fromArchive(archive),
   };
-  result.loaded = Object.fromEntries(Object.entries(loaded).map(([name, m]) => [name, m.predictCsv(csv)]));
+  result.loaded = {};
+  for (const [name, m] of Object.entries(loaded)) {
+    result.loaded[name] = await m.predictCsv(csv);
+  }
 
   const tampered = Buffer.from(graph);
   tampered[tampered.length >> 1] ^= 0xff;

@@ -32,7 +32,7 @@ try {
     throw new Error(`${featuresPath}: ${bytes.length} bytes is not a whole number of float32 values`);
   }
   const features = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
-  const { outputs } = model.run(features, rows);
+  const { outputs } = await model.run(features, rows);
   const plain = outputs.map(({ name, shape, values }) => ({
     name,
     shape,

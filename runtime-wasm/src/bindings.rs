@@ -1,17 +1,20 @@
 //! The JS API (wasm-bindgen): `Model.load`, `predict`, `predictCsv`, `predictJson`, `invoke`, `run`, `backend`.
-//! Each method is a thin shell over the crate's plain functions; errors become JS exceptions (`Error`) carrying
-//! runtime-core's message.
+//! Each method is a thin shell over the crate's plain functions and runtime-core; the prediction methods return
+//! Promises (reading results back from a GPU is asynchronous in browsers), and errors become JS exceptions
+//! (`Error`) carrying runtime-core's message.
 
 use js_sys::{
     Array, ArrayBuffer, BigInt64Array, Float32Array, Object, Promise, Reflect, Uint8Array, JSON,
 };
-use tern_runtime::{OutputValues, Package};
+use tern_runtime::{OutputValues, Outputs, Package};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
+#[cfg(not(feature = "webgpu"))]
+use crate::NO_WEBGPU_BUILD;
 use crate::{
-    check_features, choose_backend, package_from_archive, predict_features, predict_request,
-    Backend, WasmError,
+    check_features, package_from_archive, predict_features, resolve_backend, Backend,
+    BackendRequest, WasmError,
 };
 
 #[wasm_bindgen]
@@ -89,52 +92,167 @@ fn field(object: &JsValue, name: &str) -> JsValue {
     Reflect::get(object, &name.into()).unwrap_or(JsValue::UNDEFINED)
 }
 
+/// What runs a model's graph.
+enum Engine {
+    /// tract on the wasm CPU (runtime-core's `Package::run`).
+    Wasm,
+    /// tern-gpu's kernels on the browser's GPU.
+    #[cfg(feature = "webgpu")]
+    WebGpu(tern_gpu::GpuModel),
+}
+
 /// A loaded, verified tern package.
 #[wasm_bindgen]
 pub struct Model {
     package: Package,
+    engine: Engine,
     backend: Backend,
     fallback_reason: Option<String>,
 }
 
+/// `options.backend` (absent: `"auto"`).
+fn requested_backend(options: &JsValue) -> Result<BackendRequest, WasmError> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(BackendRequest::Auto);
+    }
+    let backend = field(options, "backend");
+    if backend.is_undefined() {
+        return Ok(BackendRequest::Auto);
+    }
+    let text = backend.as_string().ok_or_else(|| WasmError::Argument {
+        argument: "options.backend",
+        message: format!("expected a string, found {}", describe(&backend)),
+    })?;
+    BackendRequest::parse(&text)
+}
+
+#[cfg(feature = "webgpu")]
+thread_local! {
+    /// The GPU device every WebGPU model shares, opened by the first load that needs it.
+    static GPU: std::cell::RefCell<Option<tern_gpu::Gpu>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Whether the global scope has `navigator.gpu` (browsers with WebGPU; never Node, where wgpu would panic).
+#[cfg(feature = "webgpu")]
+fn has_navigator_gpu() -> bool {
+    let global = js_sys::global();
+    let navigator = field(&global, "navigator");
+    !navigator.is_undefined()
+        && !navigator.is_null()
+        && !field(&navigator, "gpu").is_undefined()
+        && !field(&navigator, "gpu").is_null()
+}
+
+/// The graph on the browser's GPU, or why not.
+#[cfg(feature = "webgpu")]
+async fn webgpu_engine(graph: &[u8]) -> Result<tern_gpu::GpuModel, String> {
+    if !has_navigator_gpu() {
+        return Err("navigator.gpu is absent: this environment exposes no WebGPU; the graph runs on the wasm CPU \
+                    backend (tract)"
+            .to_string());
+    }
+    let proto = tern_runtime::onnx::ModelProto::from_bytes(graph)
+        .map_err(|e| format!("model.onnx does not parse: {e}"))?;
+    tern_gpu::check(&proto).map_err(|e| {
+        format!("the WebGPU backend cannot run this graph ({e}); it runs on the wasm CPU backend (tract)")
+    })?;
+    let gpu = match GPU.with(|slot| slot.borrow().clone()) {
+        Some(gpu) => gpu,
+        None => {
+            let gpu = tern_gpu::Gpu::request()
+                .await
+                .map_err(|e| format!("{e}; the graph runs on the wasm CPU backend (tract)"))?;
+            GPU.with(|slot| *slot.borrow_mut() = Some(gpu.clone()));
+            gpu
+        }
+    };
+    tern_gpu::GpuModel::new(&gpu, &proto)
+        .await
+        .map_err(|e| format!("{e}; the graph runs on the wasm CPU backend (tract)"))
+}
+
+#[cfg(feature = "webgpu")]
+fn gpu_error(error: tern_gpu::GpuError) -> WasmError {
+    match error {
+        tern_gpu::GpuError::Record {
+            record,
+            field,
+            message,
+        } => WasmError::Runtime(tern_runtime::RuntimeError::Record {
+            source_name: "input".to_string(),
+            record,
+            field,
+            message,
+        }),
+        other => WasmError::Gpu {
+            message: other.to_string(),
+        },
+    }
+}
+
 impl Model {
-    fn new(package: Package, options: &JsValue) -> Result<Model, WasmError> {
-        let requested = if options.is_undefined() || options.is_null() {
-            String::new()
-        } else {
-            let backend = field(options, "backend");
-            if backend.is_undefined() {
-                String::new()
+    /// A model on the wasm CPU backend; `request` only sets the fallback reason (synchronous loads cannot open a
+    /// GPU device).
+    fn on_wasm(package: Package, request: BackendRequest, reason: Option<String>) -> Model {
+        let choice = resolve_backend(
+            request,
+            reason.map(Err).or(if request.tries_webgpu() {
+                Some(Err(NO_WEBGPU_SYNC.to_string()))
             } else {
-                backend.as_string().ok_or_else(|| WasmError::Argument {
-                    argument: "options.backend",
-                    message: format!("expected a string, found {}", describe(&backend)),
-                })?
-            }
-        };
-        let choice = choose_backend(&requested)?;
-        Ok(Model {
+                None
+            }),
+        );
+        Model {
             package,
+            engine: Engine::Wasm,
             backend: choice.backend,
             fallback_reason: choice.fallback_reason,
-        })
+        }
     }
 
-    async fn load_source(source: &JsValue) -> Result<Package, WasmError> {
+    /// Chooses the backend for an asynchronous load: WebGPU when asked (or `auto`) and possible.
+    async fn with_backend(package: Package, graph: &[u8], request: BackendRequest) -> Model {
+        if !request.tries_webgpu() {
+            return Model::on_wasm(package, request, None);
+        }
+        #[cfg(feature = "webgpu")]
+        {
+            match webgpu_engine(graph).await {
+                Ok(gpu) => Model {
+                    package,
+                    engine: Engine::WebGpu(gpu),
+                    backend: Backend::WebGpu,
+                    fallback_reason: None,
+                },
+                Err(reason) => Model::on_wasm(package, request, Some(reason)),
+            }
+        }
+        #[cfg(not(feature = "webgpu"))]
+        {
+            let _ = graph;
+            Model::on_wasm(package, request, Some(NO_WEBGPU_BUILD.to_string()))
+        }
+    }
+
+    async fn load_source(source: &JsValue) -> Result<(Package, Vec<u8>), WasmError> {
         if let Some(url) = source.as_string() {
             let trimmed = url.trim_end_matches('/');
             if trimmed.ends_with(".tar") {
                 let bytes = fetch_bytes(&url).await?;
-                return package_from_archive(&bytes, &url);
+                let files = crate::archive::read_package(&bytes, &url)?;
+                let package = Package::from_bytes(&files.manifest, &files.graph)?;
+                return Ok((package, files.graph));
             }
             let manifest_url = format!("{trimmed}/manifest.json");
             let graph_url = format!("{trimmed}/model.onnx");
             let manifest = fetch_bytes(&manifest_url).await?;
             let graph = fetch_bytes(&graph_url).await?;
-            return Ok(Package::from_bytes(&manifest, &graph)?);
+            return Ok((Package::from_bytes(&manifest, &graph)?, graph));
         }
         if let Some(bytes) = bytes_of(source).filter(|_| !source.is_string()) {
-            return package_from_archive(&bytes, "archive");
+            let files = crate::archive::read_package(&bytes, "archive")?;
+            let package = Package::from_bytes(&files.manifest, &files.graph)?;
+            return Ok((package, files.graph));
         }
         if source.is_object() {
             let manifest = field(source, "manifest");
@@ -148,7 +266,7 @@ impl Model {
                 bytes_of(&manifest)
             };
             if let (Some(manifest), Some(graph)) = (manifest, bytes_of(&graph)) {
-                return Ok(Package::from_bytes(&manifest, &graph)?);
+                return Ok((Package::from_bytes(&manifest, &graph)?, graph));
             }
         }
         Err(source_error(
@@ -160,52 +278,113 @@ impl Model {
             ),
         ))
     }
+
+    /// Every graph output for `rows` rows of `features`, on the model's backend.
+    async fn outputs(&self, features: &[f32], rows: usize) -> Result<Outputs, WasmError> {
+        check_features(&self.package, features, rows)?;
+        match &self.engine {
+            Engine::Wasm => Ok(self.package.run(features, rows)?),
+            #[cfg(feature = "webgpu")]
+            Engine::WebGpu(gpu) => gpu.run(features, rows).await.map_err(gpu_error),
+        }
+    }
+
+    /// Answers a request body: on the wasm backend through runtime-core's `invoke`, on WebGPU by decoding it with
+    /// runtime-core, running the graph on the GPU and encoding the outputs with runtime-core (the same bytes for the
+    /// same outputs).
+    async fn answer(
+        &self,
+        body: &[u8],
+        content_type: &str,
+        accept: &str,
+    ) -> Result<Vec<u8>, WasmError> {
+        match &self.engine {
+            Engine::Wasm => Ok(self.package.invoke(body, content_type, accept)?.0),
+            #[cfg(feature = "webgpu")]
+            Engine::WebGpu(_) => {
+                let request = self.package.decode_request(body, content_type, accept)?;
+                let outputs = self.outputs(&request.features, request.rows).await?;
+                Ok(self.package.encode_response(
+                    &outputs,
+                    0..request.rows,
+                    request.response_type,
+                )?)
+            }
+        }
+    }
+
+    async fn answer_json(&self, body: &[u8], content_type: &str) -> Result<JsValue, JsError> {
+        let response = self
+            .answer(body, content_type, "application/json")
+            .await
+            .map_err(js_error)?;
+        let value = crate::parse_response(&response).map_err(js_error)?;
+        to_js(&value)
+    }
 }
+
+/// Why a synchronous load (`fromParts`, `fromArchive`) runs on the wasm CPU.
+const NO_WEBGPU_SYNC: &str =
+    "Model.fromParts and Model.fromArchive load synchronously on the wasm CPU backend \
+    (tract); use Model.load for WebGPU";
 
 #[wasm_bindgen]
 impl Model {
     /// Loads and verifies a package. `source`: a package folder URL (its `manifest.json` and `model.onnx` are
     /// fetched), a URL ending in `.tar`, a tar archive's bytes, or `{manifest, model}` bytes. `options.backend`:
-    /// `"auto"` (default), `"wasm"` or `"webgpu"`. Rejects with runtime-core's message when the package is bad.
+    /// `"auto"` (default: WebGPU when this build, the browser, the device and the graph allow it, else wasm),
+    /// `"wasm"` or `"webgpu"` (falls back to wasm, see `fallbackReason`). Rejects with runtime-core's message when
+    /// the package is bad.
     pub async fn load(source: JsValue, options: JsValue) -> Result<Model, JsError> {
-        let package = Self::load_source(&source).await.map_err(js_error)?;
-        Model::new(package, &options).map_err(js_error)
+        let request = requested_backend(&options).map_err(js_error)?;
+        let (package, graph) = Self::load_source(&source).await.map_err(js_error)?;
+        Ok(Model::with_backend(package, &graph, request).await)
     }
 
-    /// Loads and verifies a package from the bytes of its `manifest.json` and `model.onnx` (synchronous).
+    /// Loads and verifies a package from the bytes of its `manifest.json` and `model.onnx` (synchronous; the wasm
+    /// CPU backend).
     #[wasm_bindgen(js_name = fromParts)]
     pub fn from_parts(manifest: &[u8], model: &[u8], options: JsValue) -> Result<Model, JsError> {
+        let request = requested_backend(&options).map_err(js_error)?;
         let package =
             Package::from_bytes(manifest, model).map_err(|e| js_error(WasmError::Runtime(e)))?;
-        Model::new(package, &options).map_err(js_error)
+        Ok(Model::on_wasm(package, request, None))
     }
 
-    /// Loads and verifies a package from a tar archive holding `manifest.json` and `model.onnx` (synchronous).
+    /// Loads and verifies a package from a tar archive holding `manifest.json` and `model.onnx` (synchronous; the
+    /// wasm CPU backend).
     #[wasm_bindgen(js_name = fromArchive)]
     pub fn from_archive(bytes: &[u8], options: JsValue) -> Result<Model, JsError> {
+        let request = requested_backend(&options).map_err(js_error)?;
         let package = package_from_archive(bytes, "archive").map_err(js_error)?;
-        Model::new(package, &options).map_err(js_error)
+        Ok(Model::on_wasm(package, request, None))
     }
 
-    /// Predicts `rows` rows of `features` (row-major, `featureDim` per row): the SageMaker JSON response as an
-    /// object, e.g. `{predictions: [{score, predicted_label}]}`.
-    pub fn predict(&self, features: &[f32], rows: usize) -> Result<JsValue, JsError> {
-        let response = predict_features(&self.package, features, rows).map_err(js_error)?;
+    /// Predicts `rows` rows of `features` (row-major, `featureDim` per row): a Promise of the SageMaker JSON
+    /// response as an object, e.g. `{predictions: [{score, predicted_label}]}`.
+    pub async fn predict(&self, features: Vec<f32>, rows: usize) -> Result<JsValue, JsError> {
+        let response = match &self.engine {
+            Engine::Wasm => predict_features(&self.package, &features, rows),
+            #[cfg(feature = "webgpu")]
+            Engine::WebGpu(_) => match self.outputs(&features, rows).await {
+                Ok(outputs) => crate::respond_json(&self.package, &outputs),
+                Err(error) => Err(error),
+            },
+        }
+        .map_err(js_error)?;
         to_js(&response)
     }
 
-    /// Predicts `text/csv` rows (no label column): the SageMaker JSON response.
+    /// Predicts `text/csv` rows (no label column): a Promise of the SageMaker JSON response.
     #[wasm_bindgen(js_name = predictCsv)]
-    pub fn predict_csv(&self, text: &str) -> Result<JsValue, JsError> {
-        let response =
-            predict_request(&self.package, text.as_bytes(), "text/csv").map_err(js_error)?;
-        to_js(&response)
+    pub async fn predict_csv(&self, text: String) -> Result<JsValue, JsError> {
+        self.answer_json(text.as_bytes(), "text/csv").await
     }
 
     /// Predicts an `application/json` request (an object such as `{instances: [{features: […]}]}`, or its JSON
-    /// text): the SageMaker JSON response.
+    /// text): a Promise of the SageMaker JSON response.
     #[wasm_bindgen(js_name = predictJson)]
-    pub fn predict_json(&self, request: JsValue) -> Result<JsValue, JsError> {
+    pub async fn predict_json(&self, request: JsValue) -> Result<JsValue, JsError> {
         let text = match request.as_string() {
             Some(text) => text,
             None => JSON::stringify(&request)
@@ -218,33 +397,29 @@ impl Model {
                     })
                 })?,
         };
-        let response = predict_request(&self.package, text.as_bytes(), "application/json")
-            .map_err(js_error)?;
-        to_js(&response)
+        self.answer_json(text.as_bytes(), "application/json").await
     }
 
-    /// Answers a raw `/invocations` request: `body` of `contentType`, response bytes encoded as `accept`.
-    pub fn invoke(
+    /// Answers a raw `/invocations` request: a Promise of the response bytes (`Uint8Array`) for `body` of
+    /// `contentType`, encoded as `accept`.
+    pub async fn invoke(
         &self,
-        body: &[u8],
-        content_type: &str,
-        accept: &str,
-    ) -> Result<Vec<u8>, JsError> {
-        let (response, _) = self
-            .package
-            .invoke(body, content_type, accept)
-            .map_err(|e| js_error(WasmError::Runtime(e)))?;
-        Ok(response)
+        body: Vec<u8>,
+        content_type: String,
+        accept: String,
+    ) -> Result<Uint8Array, JsError> {
+        let bytes = self
+            .answer(&body, &content_type, &accept)
+            .await
+            .map_err(js_error)?;
+        Ok(Uint8Array::from(bytes.as_slice()))
     }
 
-    /// Runs the graph on `rows` rows of `features`: every output as `{outputs: [{name, shape, values}]}`, `values` a
-    /// `Float32Array` (floating outputs) or a `BigInt64Array` (integer outputs), row-major.
-    pub fn run(&self, features: &[f32], rows: usize) -> Result<JsValue, JsError> {
-        check_features(&self.package, features, rows).map_err(js_error)?;
-        let outputs = self
-            .package
-            .run(features, rows)
-            .map_err(|e| js_error(WasmError::Runtime(e)))?;
+    /// Runs the graph on `rows` rows of `features`: a Promise of every output as
+    /// `{outputs: [{name, shape, values}]}`, `values` a `Float32Array` (floating outputs) or a `BigInt64Array`
+    /// (integer outputs), row-major.
+    pub async fn run(&self, features: Vec<f32>, rows: usize) -> Result<JsValue, JsError> {
+        let outputs = self.outputs(&features, rows).await.map_err(js_error)?;
         let list = Array::new();
         for output in &outputs.outputs {
             let entry = Object::new();
@@ -272,13 +447,13 @@ impl Model {
         Ok(result.into())
     }
 
-    /// The backend the graph runs on: `"wasm"`.
+    /// The backend the graph runs on: `"webgpu"` or `"wasm"`.
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
         self.backend.name().to_string()
     }
 
-    /// Why the backend differs from the one asked for, or `undefined`.
+    /// Why the backend is not WebGPU although `auto` or `webgpu` was asked for, or `undefined`.
     #[wasm_bindgen(getter, js_name = fallbackReason)]
     pub fn fallback_reason(&self) -> Option<String> {
         self.fallback_reason.clone()

@@ -8,12 +8,15 @@
 //! import init, { Model } from "./pkg/web/tern_wasm.js";
 //! await init();
 //! const model = await Model.load("models/breast_cancer/"); // a package folder URL, a .tar URL, or bytes
-//! model.predictCsv("17.99,10.38,…\n");                      // {predictions: [{score, predicted_label}]}
-//! model.backend;                                          // "wasm"
+//! await model.predictCsv("17.99,10.38,…\n");                // {predictions: [{score, predicted_label}]}
+//! model.backend;                                          // "webgpu" or "wasm" (then model.fallbackReason says why)
 //! ```
 //!
-//! Backends: this build runs every graph on tract compiled to wasm (`"wasm"`). A load that asks for `"webgpu"`
-//! falls back to it and says why in `fallbackReason`.
+//! Backends: tract compiled to wasm (`"wasm"`) runs every graph. Built with the `webgpu` feature (browsers only),
+//! `Model.load` with `backend: "auto"` (the default) or `"webgpu"` runs graphs of tern-gpu's dense op subset on the
+//! browser's GPU (`"webgpu"`) when `navigator.gpu` exists and a device opens, and falls back per graph to tract
+//! otherwise, saying why in `fallbackReason`. Node never reaches the GPU code (it has no `navigator.gpu`). Every
+//! prediction method returns a Promise on both backends.
 
 pub mod archive;
 pub mod wasi;
@@ -24,7 +27,7 @@ mod bindings;
 use serde_json::Value;
 use tern_formats::recordio::RecordIoWriter;
 use tern_formats::Record;
-use tern_runtime::{Package, RuntimeError};
+use tern_runtime::{Outputs, Package, RuntimeError};
 
 /// What the browser API can fail with; at the JS boundary each becomes an exception carrying this message.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +48,9 @@ pub enum WasmError {
         source_name: String,
         message: String,
     },
+    /// The WebGPU backend failed while running a graph it had accepted (a device loss, an out-of-memory).
+    #[error("WebGPU backend: {message}")]
+    Gpu { message: String },
     /// An argument of an API call is outside its contract.
     #[error("{argument}: {message}")]
     Argument {
@@ -58,6 +64,8 @@ pub enum WasmError {
 pub enum Backend {
     /// tract on the wasm CPU.
     Wasm,
+    /// tern-gpu's WGSL kernels on the browser's GPU (WebGPU).
+    WebGpu,
 }
 
 impl Backend {
@@ -65,37 +73,85 @@ impl Backend {
     pub fn name(self) -> &'static str {
         match self {
             Backend::Wasm => "wasm",
+            Backend::WebGpu => "webgpu",
         }
     }
 }
 
-/// The backend a load asked for and the one it got, with the reason when they differ.
+/// The backend a load asks for (`options.backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendRequest {
+    /// WebGPU where the browser, the device and the graph allow it, else the wasm CPU (the default).
+    Auto,
+    /// The wasm CPU, without trying WebGPU.
+    Wasm,
+    /// WebGPU, falling back to the wasm CPU (with the reason) where it cannot run.
+    WebGpu,
+}
+
+impl BackendRequest {
+    /// Parses `options.backend`: `"auto"` (or empty), `"wasm"` or `"webgpu"`; anything else is a
+    /// [`WasmError::Argument`].
+    pub fn parse(requested: &str) -> Result<BackendRequest, WasmError> {
+        match requested {
+            "" | "auto" => Ok(BackendRequest::Auto),
+            "wasm" => Ok(BackendRequest::Wasm),
+            "webgpu" => Ok(BackendRequest::WebGpu),
+            other => Err(WasmError::Argument {
+                argument: "options.backend",
+                message: format!("expected \"auto\", \"wasm\" or \"webgpu\", found {other:?}"),
+            }),
+        }
+    }
+
+    /// Whether the load tries the WebGPU backend.
+    pub fn tries_webgpu(self) -> bool {
+        self != BackendRequest::Wasm
+    }
+}
+
+/// The backend a load asked for and the one it got, with the reason when WebGPU was wanted and not used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendChoice {
     pub backend: Backend,
     pub fallback_reason: Option<String>,
 }
 
-/// Resolves a requested backend: `"auto"` (or empty) and `"wasm"` run on the wasm CPU; `"webgpu"` falls back to it
-/// (this build has no WebGPU backend) with the reason. Anything else is an [`WasmError::Argument`].
-pub fn choose_backend(requested: &str) -> Result<BackendChoice, WasmError> {
-    match requested {
-        "" | "auto" | "wasm" => Ok(BackendChoice {
+/// Why a build without the `webgpu` feature (the Node build, or a CPU-only browser build) runs on the wasm CPU.
+pub const NO_WEBGPU_BUILD: &str =
+    "this build of tern-wasm has no WebGPU backend (built without the `webgpu` feature); the graph runs on the \
+     wasm CPU backend (tract)";
+
+/// The backend a load ends on: `webgpu` is the outcome of trying WebGPU (`None`: not tried, because the request is
+/// `wasm` or this build has no WebGPU backend; `Some(Err(reason))`: it could not run, and why).
+pub fn resolve_backend(
+    request: BackendRequest,
+    webgpu: Option<Result<(), String>>,
+) -> BackendChoice {
+    match (request, webgpu) {
+        (BackendRequest::Wasm, _) => BackendChoice {
             backend: Backend::Wasm,
             fallback_reason: None,
-        }),
-        "webgpu" => Ok(BackendChoice {
+        },
+        (_, Some(Ok(()))) => BackendChoice {
+            backend: Backend::WebGpu,
+            fallback_reason: None,
+        },
+        (_, Some(Err(reason))) => BackendChoice {
             backend: Backend::Wasm,
-            fallback_reason: Some(
-                "this build of tern-wasm has no WebGPU backend; the graph runs on the wasm CPU backend (tract)"
-                    .to_string(),
-            ),
-        }),
-        other => Err(WasmError::Argument {
-            argument: "options.backend",
-            message: format!("expected \"auto\", \"wasm\" or \"webgpu\", found {other:?}"),
-        }),
+            fallback_reason: Some(reason),
+        },
+        (_, None) => BackendChoice {
+            backend: Backend::Wasm,
+            fallback_reason: Some(NO_WEBGPU_BUILD.to_string()),
+        },
     }
+}
+
+/// Resolves a requested backend without trying WebGPU (synchronous loads, builds without the `webgpu` feature):
+/// `"auto"`, `"wasm"` and `"webgpu"` all run on the wasm CPU, `auto` and `webgpu` with the reason.
+pub fn choose_backend(requested: &str) -> Result<BackendChoice, WasmError> {
+    Ok(resolve_backend(BackendRequest::parse(requested)?, None))
 }
 
 /// Loads a package from a tar archive's bytes (see [`archive::read_package`]).
@@ -148,6 +204,14 @@ pub fn predict_features(
     }
 }
 
+/// The SageMaker JSON response for every row of `outputs` (from [`Package::run`] or another backend's run of the
+/// same graph), as [`predict_request`] answers.
+pub fn respond_json(package: &Package, outputs: &Outputs) -> Result<Value, WasmError> {
+    let response_type = package.response_type("application/json")?;
+    let body = package.encode_response(outputs, 0..outputs.rows, response_type)?;
+    parse_response(&body)
+}
+
 /// Answers a request body of `content_type` with the SageMaker JSON response (as `POST /invocations` with
 /// `Accept: application/json`).
 pub fn predict_request(
@@ -159,7 +223,7 @@ pub fn predict_request(
     parse_response(&response)
 }
 
-fn parse_response(body: &[u8]) -> Result<Value, WasmError> {
+pub(crate) fn parse_response(body: &[u8]) -> Result<Value, WasmError> {
     serde_json::from_slice(body).map_err(|e| {
         WasmError::Runtime(RuntimeError::Output {
             output: "response".to_string(),

@@ -8,7 +8,10 @@ use std::process::Command;
 use serde_json::Value;
 use tern_runtime::Package;
 use tern_wasm::wasi::{parse_arguments, serve, Arguments};
-use tern_wasm::{choose_backend, package_from_archive, predict_features, predict_request, Backend};
+use tern_wasm::{
+    choose_backend, package_from_archive, predict_features, predict_request, resolve_backend,
+    respond_json, Backend, BackendChoice, BackendRequest,
+};
 
 fn native_json(package: &Package, csv: &str) -> Value {
     let (body, _) = package
@@ -46,6 +49,9 @@ fn predict_features_equals_the_native_invocations_response() {
             predict_request(&package, csv.as_bytes(), "text/csv").unwrap(),
             expected
         );
+        // The WebGPU path encodes its own run's outputs: the same response for the same outputs.
+        let outputs = package.run(&features, rows).unwrap();
+        assert_eq!(respond_json(&package, &outputs).unwrap(), expected);
         let message = predict_features(&package, &features[1..], rows)
             .unwrap_err()
             .to_string();
@@ -140,20 +146,48 @@ fn the_wasi_runner_streams_a_request_as_the_endpoint_answers_it() {
 
 #[test]
 fn backends_resolve_and_webgpu_falls_back_with_its_reason() {
-    for requested in ["", "auto", "wasm"] {
+    assert_eq!(
+        choose_backend("wasm").unwrap(),
+        BackendChoice {
+            backend: Backend::Wasm,
+            fallback_reason: None
+        }
+    );
+    for requested in ["", "auto", "webgpu"] {
         let choice = choose_backend(requested).unwrap();
-        assert_eq!(choice.backend, Backend::Wasm);
-        assert_eq!(choice.fallback_reason, None);
+        assert_eq!(choice.backend.name(), "wasm");
+        assert!(
+            choice
+                .fallback_reason
+                .unwrap()
+                .contains("no WebGPU backend"),
+            "{requested}"
+        );
     }
-    let webgpu = choose_backend("webgpu").unwrap();
-    assert_eq!(webgpu.backend.name(), "wasm");
-    assert!(webgpu
-        .fallback_reason
-        .unwrap()
-        .contains("no WebGPU backend"));
     let message = choose_backend("cuda").unwrap_err().to_string();
     assert_eq!(
         message,
         "options.backend: expected \"auto\", \"wasm\" or \"webgpu\", found \"cuda\""
     );
+    for request in [BackendRequest::Auto, BackendRequest::WebGpu] {
+        assert!(request.tries_webgpu());
+        assert_eq!(
+            resolve_backend(request, Some(Ok(()))),
+            BackendChoice {
+                backend: Backend::WebGpu,
+                fallback_reason: None
+            }
+        );
+        let refused = resolve_backend(request, Some(Err("no adapter".to_string())));
+        assert_eq!(refused.backend, Backend::Wasm);
+        assert_eq!(refused.fallback_reason.as_deref(), Some("no adapter"));
+    }
+    assert!(!BackendRequest::Wasm.tries_webgpu());
+    assert_eq!(
+        resolve_backend(BackendRequest::Wasm, Some(Ok(())))
+            .backend
+            .name(),
+        "wasm"
+    );
+    assert_eq!(Backend::WebGpu.name(), "webgpu");
 }

@@ -179,13 +179,26 @@ fn node_build_answers_as_the_native_runtime_and_throws_its_messages() {
         }
 
         assert_eq!(result["backend"], "wasm");
-        assert_eq!(result["fallback_reason"], Value::Null);
+        // fromParts loads synchronously, so on the wasm backend, saying why.
+        assert!(result["fallback_reason"]
+            .as_str()
+            .unwrap()
+            .contains("load synchronously"));
+        assert_eq!(result["predict_returns_promise"], true);
         assert_eq!(result["feature_dim"], 30);
         assert_eq!(result["webgpu"]["backend"], "wasm");
         assert!(result["webgpu"]["fallback_reason"]
             .as_str()
             .unwrap()
+            .contains("load synchronously"));
+        // The Node build has no WebGPU backend: never reaching wgpu, Model.load falls back with the reason.
+        assert_eq!(result["webgpu_load"]["backend"], "wasm");
+        assert!(result["webgpu_load"]["fallback_reason"]
+            .as_str()
+            .unwrap()
             .contains("no WebGPU backend"));
+        assert_eq!(result["wasm_load"]["backend"], "wasm");
+        assert_eq!(result["wasm_load"]["fallback_reason"], Value::Null);
 
         let errors = &result["errors"];
         let expect = |case: &str, parts: &[&str]| {
