@@ -125,8 +125,9 @@ struct TrainArgs {
     /// Skip the learning-curve, ROC and PR plots.
     #[arg(long)]
     no_plots: bool,
-    /// cpu, or gpu for the wgpu kernels (K-Means' assignment step; needs a build with `--features
-    /// tern-trainer/gpu` and a Vulkan/Metal/DX12 adapter). Not a SageMaker hyperparameter.
+    /// cpu, or gpu for the wgpu kernels (K-Means' assignment step; k-NN's query-to-index distances and IVF
+    /// coarse quantizer; needs a build with `--features gpu` and a Vulkan/Metal/DX12 adapter). Not a SageMaker
+    /// hyperparameter.
     #[arg(long, env = "TERN_DEVICE", default_value = "cpu")]
     device: tern_trainer::Device,
 }

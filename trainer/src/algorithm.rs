@@ -146,7 +146,7 @@ pub enum Device {
     #[default]
     Cpu,
     /// wgpu compute kernels ([`crate::gpu`], built with the `gpu` feature). Algorithms without GPU kernels run on
-    /// the CPU; K-Means runs its assignment step here.
+    /// the CPU; K-Means runs its assignment step here, k-NN its query-to-index distances and IVF coarse quantizer.
     Gpu,
 }
 
