@@ -29,16 +29,19 @@ fi
 
 [ -x web/node_modules/.bin/wasm-opt ] || (cd web && npm ci --no-audit --no-fund)
 wasm_opt=web/node_modules/.bin/wasm-opt
-# The features rustc's wasm32 targets enable by default; wasm-opt must accept them.
+# The features rustc's wasm32 targets enable by default; wasm-opt must accept them. SIMD too: with the wasm
+# profile's LTO, tract-linalg's simd128 kernels stay in the module (every current browser and Node runs wasm SIMD).
 features=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals
-  --enable-reference-types --enable-multivalue)
+  --enable-reference-types --enable-multivalue --enable-simd)
 
-lib="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/tern_wasm.wasm"
+# Both builds use the `wasm` profile (root Cargo.toml: release at opt-level "z", fat LTO, one codegen unit,
+# panic = "abort", no debug info): download size matters more than build time.
+lib="$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm/tern_wasm.wasm"
 rm -rf "$pkg.tmp"
 mkdir -p "$pkg.tmp/wasi"
-cargo build --release --target wasm32-unknown-unknown -p tern-wasm --lib
+cargo build --profile wasm --target wasm32-unknown-unknown -p tern-wasm --lib
 wasm-bindgen "$lib" --target nodejs --out-dir "$pkg.tmp/node"
-cargo build --release --target wasm32-unknown-unknown -p tern-wasm --lib --features webgpu
+cargo build --profile wasm --target wasm32-unknown-unknown -p tern-wasm --lib --features webgpu
 # The WASI runner ships without debug info (the release profile keeps line tables for native backtraces).
 CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true \
   cargo build --release --target wasm32-wasip1 -p tern-wasm --bin tern-wasi
