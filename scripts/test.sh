@@ -14,6 +14,8 @@ bash scripts/setup-python.sh
 bash scripts/setup-cross.sh          # aarch64 column of the conformance suite: cross linker, qemu-user, rust target
 bash scripts/setup-gpu.sh            # Vulkan loader + Mesa lavapipe: the trainer's wgpu kernels run without a GPU
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+export TERN_REQUIRE_GPU=1             # the wgpu tests fail, not skip, without an adapter (lavapipe here)
+export TERN_CONFORMANCE_REQUIRE_ALL=1   # every conformance column must run (wasm(node), native-wgpu included)
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 .venv/bin/python tests/python/export_datasets.py tests/data/generated >/dev/null
 bash scripts/setup-web.sh            # wasm runtime (npm package, WASI), web demo, chromium: wasm(node) column, browser tests

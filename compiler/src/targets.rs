@@ -1,6 +1,6 @@
 //! `--target`: what a package is verified to run on. The CPU targets run the graph with tract (runtime-core
-//! registers `TreeEnsembleRegressor`, which tract lacks); `gpu` is runtime-core's wgpu/WebGPU backend, which
-//! implements the dense op subset only.
+//! registers `TreeEnsembleRegressor`, which tract lacks); `gpu` is tern-gpu's wgpu/WebGPU backend, which
+//! implements the dense op subset only ([`tern_runtime::gpu_ops::SUPPORTED`]).
 
 use tern_runtime::onnx::GraphProto;
 
@@ -45,25 +45,6 @@ const CPU_OPS: &[(&str, &str)] = &[
     ("ai.tern", "RandomCutForestScore"),
 ];
 
-/// Ops the GPU (WebGPU/wgpu) backend runs: the dense subset.
-const GPU_OPS: &[(&str, &str)] = &[
-    ("", "Add"),
-    ("", "Sub"),
-    ("", "Mul"),
-    ("", "Div"),
-    ("", "MatMul"),
-    ("", "Sigmoid"),
-    ("", "Softmax"),
-    ("", "Exp"),
-    ("", "ArgMax"),
-    ("", "GreaterOrEqual"),
-    ("", "Greater"),
-    ("", "Cast"),
-    ("", "Reshape"),
-    ("", "Identity"),
-    ("", "DequantizeLinear"),
-];
-
 /// The targets to record: `requested` checked and de-duplicated, or the three CPU targets when none is given.
 pub fn resolve(requested: &[String]) -> Result<Vec<String>, CompileError> {
     if requested.is_empty() {
@@ -96,16 +77,25 @@ pub fn resolve(requested: &[String]) -> Result<Vec<String>, CompileError> {
 pub fn check(graph: &GraphProto, targets: &[String]) -> Result<(), CompileError> {
     for target in targets {
         let (supported, why) = if target == "gpu" {
-            (GPU_OPS, "the GPU backend implements only dense ops; compile tree ensembles for a CPU target")
+            (None, "the GPU backend (tern-gpu) implements only dense ops; compile tree ensembles for a CPU target")
         } else {
-            (CPU_OPS, "neither tract nor runtime-core implements it")
+            (
+                Some(CPU_OPS),
+                "neither tract nor runtime-core implements it",
+            )
         };
         for node in &graph.node {
             let domain = match node.domain() {
                 "ai.onnx" => "",
                 d => d,
             };
-            if !supported.contains(&(domain, node.op_type())) {
+            let runs = match supported {
+                Some(ops) => ops.contains(&(domain, node.op_type())),
+                None => {
+                    domain.is_empty() && tern_runtime::gpu_ops::SUPPORTED.contains(&node.op_type())
+                }
+            };
+            if !runs {
                 return Err(CompileError::UnsupportedOp {
                     target: target.clone(),
                     domain: if domain.is_empty() {

@@ -693,6 +693,13 @@ fn unsupported_targets_and_ops_fail_naming_them() {
         package.manifest.targets,
         vec!["gpu".to_string(), "wasm32".to_string()]
     );
+    // K-Means' distances + ArgMin are in the GPU backend's op list (tern_runtime::gpu_ops, which tern-gpu reads).
+    let kmeans = train_unsupervised(
+        "kmeans",
+        "iris",
+        &[("k", "3"), ("feature_dim", "4"), ("mini_batch_size", "50")],
+    );
+    compile(&kmeans, &options).unwrap();
     // int8 without calibration rows is refused with a reason.
     let int8 = CompileOptions {
         precision: Precision::Int8,

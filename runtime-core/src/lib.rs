@@ -11,6 +11,7 @@
 //! ```
 
 pub mod error;
+pub mod gpu_ops;
 pub mod invoke;
 pub mod manifest;
 pub mod onnx;

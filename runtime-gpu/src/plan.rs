@@ -7,61 +7,9 @@ use tern_runtime::onnx::{data_type, GraphProto, ModelProto, NodeProto, TensorPro
 
 use crate::Unsupported;
 
-/// The ops the GPU backend runs (ai.onnx domain).
-pub const SUPPORTED_OPS: &[&str] = &[
-    "Abs",
-    "Add",
-    "And",
-    "ArgMax",
-    "ArgMin",
-    "Cast",
-    "Ceil",
-    "Constant",
-    "DequantizeLinear",
-    "Div",
-    "Equal",
-    "Exp",
-    "Flatten",
-    "Floor",
-    "Gather",
-    "Gemm",
-    "Greater",
-    "GreaterOrEqual",
-    "Identity",
-    "Less",
-    "LessOrEqual",
-    "Log",
-    "LogSoftmax",
-    "MatMul",
-    "Max",
-    "Min",
-    "Mul",
-    "Neg",
-    "Not",
-    "Or",
-    "Pow",
-    "Reciprocal",
-    "ReduceL1",
-    "ReduceL2",
-    "ReduceMax",
-    "ReduceMean",
-    "ReduceMin",
-    "ReduceProd",
-    "ReduceSum",
-    "ReduceSumSquare",
-    "Relu",
-    "Reshape",
-    "Sigmoid",
-    "Softmax",
-    "Sqrt",
-    "Squeeze",
-    "Sub",
-    "Tanh",
-    "TopK",
-    "Unsqueeze",
-    "Where",
-    "Xor",
-];
+/// The ops the GPU backend runs (ai.onnx domain); the list lives in runtime-core so the compiler's `--target gpu`
+/// check uses the same one.
+pub use tern_runtime::gpu_ops::SUPPORTED as SUPPORTED_OPS;
 
 /// How values are stored on the GPU (see kernels.wgsl): one 32-bit word per element, except the packed constants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

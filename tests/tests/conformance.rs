@@ -6,7 +6,8 @@
 //! cells are skipped with a note: scripts/setup-web.sh builds it), and tern-gpu's wgpu kernels natively
 //! (`native-wgpu`: on lavapipe without a GPU; graphs outside its op subset print as `fallback`, the op named, since
 //! the runtimes then run them on tract; no adapter skips the column with a note). The wasm and native-wgpu columns
-//! share x86_64's [`IGNORED`] entries: they run the same compiled package.
+//! share x86_64's [`IGNORED`] entries: they run the same compiled package. With `TERN_CONFORMANCE_REQUIRE_ALL=1`
+//! (scripts/test.sh sets it) a column that cannot run here fails its cells instead of skipping them.
 //!
 //! A case is defined once in [`CASES`]; a later algorithm joins by adding one entry. Pass criteria per cell:
 //! fp32: every score within 1e-5 relative (|package − trainer| ≤ 1e-5 · max(|trainer|, 1)) and identical labels;
@@ -576,6 +577,22 @@ fn failed_cell(note: String) -> Cell {
     }
 }
 
+/// A cell whose runtime is missing here (no node or wasm build, no GPU adapter): printed as `not run` with
+/// `why`; a failure when `TERN_CONFORMANCE_REQUIRE_ALL` is set (non-empty, not 0), as the CI test command sets it,
+/// so a broken setup cannot pass as a skipped column.
+fn not_run(why: &str) -> Cell {
+    let required = std::env::var("TERN_CONFORMANCE_REQUIRE_ALL")
+        .map(|v| !v.is_empty() && v != "0")
+        .unwrap_or(false);
+    Cell {
+        max_abs_diff: 0.0,
+        label_agreement: None,
+        pass: !required,
+        not_applicable: false,
+        note: format!("not run: {why}"),
+    }
+}
+
 /// A cell [`IGNORED`] lists: N/A, with `reason`.
 fn not_applicable_cell(reason: String) -> Cell {
     Cell {
@@ -749,15 +766,10 @@ fn conformance_matrix() {
                                             .and_then(|()| from_runner_file(&out, manifest, rows))
                                     }
                                     None => {
-                                        return Cell {
-                                            max_abs_diff: 0.0,
-                                            label_agreement: None,
-                                            pass: true,
-                                            not_applicable: false,
-                                            note: "not run: node or runtime-wasm/pkg is missing \
-                                                   (scripts/setup-web.sh)"
-                                                .to_string(),
-                                        }
+                                        return not_run(
+                                            "node or runtime-wasm/pkg is missing \
+                                             (scripts/setup-web.sh)",
+                                        )
                                     }
                                 },
                                 "native-wgpu" => match &gpu {
@@ -774,15 +786,7 @@ fn conformance_matrix() {
                                         Ok(Ok(p)) => Ok(p),
                                         Err(e) => Err(e),
                                     },
-                                    Err(e) => {
-                                        return Cell {
-                                            max_abs_diff: 0.0,
-                                            label_agreement: None,
-                                            pass: true,
-                                            not_applicable: false,
-                                            note: format!("not run: {e}"),
-                                        }
-                                    }
+                                    Err(e) => return not_run(&e.to_string()),
                                 },
                                 _ => {
                                     let mut command = Command::new(&python);
@@ -814,6 +818,14 @@ fn conformance_matrix() {
                     }
                     if cell.note.starts_with("fallback") {
                         return "fallback (tract)".to_string();
+                    }
+                    if cell.note.starts_with("not run") {
+                        return if cell.pass {
+                            "not run"
+                        } else {
+                            "not run / FAIL"
+                        }
+                        .to_string();
                     }
                     let labels = cell
                         .label_agreement
