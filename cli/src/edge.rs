@@ -121,7 +121,8 @@ pub enum EdgeCommand {
 pub struct EdgeRunArgs {
     /// The package folder.
     pub package: PathBuf,
-    /// csv:- (stdin) or csv:FILE, images:FOLDER (PNG/JPEG in name order), video:FILE.y4m.
+    /// csv:- (stdin) or csv:FILE, images:FOLDER (PNG/JPEG in name order), video:FILE.y4m, camera:/dev/videoN
+    /// (V4L2, feature v4l), i2c:BUS:ADDRESS:REG[,REG…][:SCALE] (feature linux-device).
     #[arg(long)]
     pub source: String,
     /// stdout (JSON lines), mqtt://HOST:PORT/TOPIC, frames:FOLDER (annotated PNGs); repeatable, default stdout.
@@ -145,7 +146,7 @@ pub struct EdgeRunArgs {
     /// Print the loop report (JSON) to stderr at the end.
     #[arg(long)]
     pub report: bool,
-    /// Samples to read from an i2c: source (default: until stopped).
+    /// Samples to read from an i2c: source, or frames from a camera: source (default: until stopped).
     #[arg(long)]
     pub samples: Option<u64>,
 }
@@ -157,6 +158,31 @@ fn i2c_source(
     _feature_dim: usize,
 ) -> Result<Box<dyn Source + Send>> {
     bail!("--source i2c:{spec}: sensors need tern built with --features linux-device")
+}
+
+#[cfg(not(feature = "v4l"))]
+fn camera_source(
+    device: &str,
+    _args: &EdgeRunArgs,
+    _feature_dim: usize,
+) -> Result<Box<dyn Source + Send>> {
+    bail!("--source camera:{device}: V4L2 cameras need tern built with --features v4l")
+}
+
+/// `camera:/dev/videoN` at the camera's current size, frames preprocessed as image files are.
+#[cfg(feature = "v4l")]
+fn camera_source(
+    device: &str,
+    args: &EdgeRunArgs,
+    feature_dim: usize,
+) -> Result<Box<dyn Source + Send>> {
+    let camera = device::camera::CameraSource::open(
+        std::path::Path::new(device),
+        None,
+        args.samples,
+        image_preprocess(args, feature_dim)?,
+    )?;
+    Ok(Box::new(camera))
 }
 
 #[cfg(not(feature = "linux-device"))]
@@ -301,9 +327,10 @@ pub fn edge(command: EdgeCommand) -> Result<()> {
             image_preprocess(&args, feature_dim)?,
         )?),
         Some(("i2c", spec)) => i2c_source(spec, args.samples, feature_dim)?,
+        Some(("camera", path)) => camera_source(path, &args, feature_dim)?,
         _ => bail!(
-            "--source {:?}: expected csv:-, csv:FILE, images:FOLDER, video:FILE.y4m or \
-             i2c:BUS:ADDRESS:REG[,REG…][:SCALE]",
+            "--source {:?}: expected csv:-, csv:FILE, images:FOLDER, video:FILE.y4m, \
+             camera:/dev/videoN or i2c:BUS:ADDRESS:REG[,REG…][:SCALE]",
             args.source
         ),
     };

@@ -19,9 +19,10 @@ use embedded_hal_mock::eh1::i2c::{Mock as I2cMock, Transaction as I2cTransaction
 use embedded_hal_mock::eh1::pwm::{Mock as PwmMock, Transaction as PwmTransaction};
 use serde_json::Value;
 use tern_edge::device::{
-    self, ActuatorSink, CsvSource, DeviceError, DeviceInput, DevicePrediction, DutyRule, FrameSink,
-    I2cSensorSource, ImageFolderSource, ImagePreprocess, JsonLinesSink, LoopConfig, MqttSink,
-    QueuePolicy, SensorChannel, Sink, Source, Y4mSource,
+    self, camera_frame, frame_input, ActuatorSink, CsvSource, DeviceError, DeviceInput,
+    DevicePrediction, DutyRule, FrameSink, I2cSensorSource, ImageFolderSource, ImagePreprocess,
+    JsonLinesSink, LoopConfig, MqttSink, PixelFormat, QueuePolicy, SensorChannel, Sink, Source,
+    Y4mSource,
 };
 use tern_runtime::Package;
 use tern_trainer::algorithms::linear_learner::LinearLearner;
@@ -233,6 +234,109 @@ fn folder_of_frames_to_json_lines_and_annotated_frames() {
         assert_eq!(corner, expected_corner, "{}", path.display());
         assert!(path.extension().unwrap() == "png");
     }
+}
+
+/// Every input a source gives, to its end.
+fn drain(mut source: impl Source) -> Vec<DeviceInput> {
+    let mut inputs = Vec::new();
+    while let Some(input) = source.next_input().unwrap() {
+        inputs.push(input);
+    }
+    inputs
+}
+
+/// Camera buffers (what a V4L2 camera hands over in GREY, YUYV, UYVY, RGB3 and MJPG) of the same pictures as PNG
+/// and JPEG files become exactly the inputs the image-folder source makes of those files: the frame-to-tensor path
+/// of the `v4l` camera source is the image folder's.
+#[test]
+fn camera_buffers_become_the_inputs_the_image_folder_source_makes() {
+    let f = fixture();
+    let work = tempfile::tempdir().unwrap();
+    let (gray_dir, rgb_dir, jpeg_dir) = (
+        work.path().join("gray"),
+        work.path().join("rgb"),
+        work.path().join("jpeg"),
+    );
+    for dir in [&gray_dir, &rgb_dir, &jpeg_dir] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let (width, height) = (16u32, 12u32);
+    let mut buffers: Vec<BTreeMap<&str, Vec<u8>>> = Vec::new();
+    for (i, row) in f.digit_rows.iter().take(6).enumerate() {
+        let (levels, _) = digit_pixels(row);
+        let digit = image::GrayImage::from_raw(8, 8, levels).unwrap();
+        // Larger than the model's 8×8 and not square, so the resize is exercised too.
+        let gray =
+            image::imageops::resize(&digit, width, height, image::imageops::FilterType::Nearest);
+        let rgb = image::RgbImage::from_fn(width, height, |x, y| {
+            let level = gray.get_pixel(x, y).0[0];
+            image::Rgb([level, level / 2, 255 - level])
+        });
+        let name = format!("frame-{i}");
+        gray.save(gray_dir.join(format!("{name}.png"))).unwrap();
+        rgb.save(rgb_dir.join(format!("{name}.png"))).unwrap();
+        rgb.save(jpeg_dir.join(format!("{name}.jpg"))).unwrap();
+        let luma = gray.as_raw();
+        let yuyv: Vec<u8> = luma
+            .chunks(2)
+            .flat_map(|y| [y[0], 128, y[1], 128])
+            .collect();
+        let uyvy: Vec<u8> = luma.chunks(2).flat_map(|y| [90, y[0], 160, y[1]]).collect();
+        let mut padded_rgb = rgb.as_raw().clone();
+        padded_rgb.extend_from_slice(&[0; 64]);
+        buffers.push(BTreeMap::from([
+            ("GREY", luma.clone()),
+            ("YUYV", yuyv),
+            ("UYVY", uyvy),
+            ("RGB3", padded_rgb),
+            (
+                "MJPG",
+                std::fs::read(jpeg_dir.join(format!("{name}.jpg"))).unwrap(),
+            ),
+        ]));
+    }
+    let preprocess = digits_preprocess();
+    let from_files = [
+        ("GREY", &gray_dir),
+        ("YUYV", &gray_dir),
+        ("UYVY", &gray_dir),
+        ("RGB3", &rgb_dir),
+        ("MJPG", &jpeg_dir),
+    ];
+    for (fourcc, dir) in from_files {
+        let format = PixelFormat::from_fourcc(fourcc.as_bytes().try_into().unwrap()).unwrap();
+        assert_eq!(&format.fourcc(), fourcc.as_bytes());
+        let files = drain(ImageFolderSource::new(dir, preprocess).unwrap());
+        assert_eq!(files.len(), buffers.len());
+        for (file, frame_buffers) in files.iter().zip(&buffers) {
+            let frame = camera_frame(format, width, height, &frame_buffers[fourcc]).unwrap();
+            let input = frame_input(file.id.clone(), frame, &preprocess);
+            assert_eq!(input.features, file.features, "{fourcc} {}", file.id);
+            assert_eq!(input.frame, file.frame, "{fourcc} {}", file.id);
+        }
+    }
+    // The RGB and JPEG inputs are the colour pictures' luma, not one of their channels.
+    let gray_inputs = drain(ImageFolderSource::new(&gray_dir, preprocess).unwrap());
+    let rgb_inputs = drain(ImageFolderSource::new(&rgb_dir, preprocess).unwrap());
+    assert_ne!(gray_inputs[0].features, rgb_inputs[0].features);
+
+    // Malformed buffers are refused with the reason.
+    let yuyv = &buffers[0]["YUYV"];
+    let short = camera_frame(PixelFormat::Yuyv, width, height, &yuyv[..100]).unwrap_err();
+    assert!(
+        short.contains("needs 384 bytes, the buffer holds 100"),
+        "{short}"
+    );
+    let odd = camera_frame(PixelFormat::Uyvy, 15, 12, yuyv).unwrap_err();
+    assert!(odd.contains("even width"), "{odd}");
+    let not_jpeg = camera_frame(PixelFormat::Mjpeg, width, height, yuyv).unwrap_err();
+    assert!(not_jpeg.contains("not a JPEG frame"), "{not_jpeg}");
+    let wrong_size = camera_frame(PixelFormat::Mjpeg, 8, 8, &buffers[0]["MJPG"]).unwrap_err();
+    assert!(
+        wrong_size.contains("is 16x12, the camera announced 8x8"),
+        "{wrong_size}"
+    );
+    assert_eq!(PixelFormat::from_fourcc(b"H264"), None);
 }
 
 /// A YUV4MPEG2 stream of 8×8 frames: the header line, then `FRAME\n` + Y plane (+ chroma planes for 4:2:0).

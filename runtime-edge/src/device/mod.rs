@@ -13,6 +13,8 @@
 //! JSON Lines record, so a prediction is the algorithm's SageMaker record (`{"score":…,"predicted_label":…}`).
 //! The first error (a malformed input, a refused row, a failing sink) stops the loop and is returned.
 
+#[cfg(feature = "v4l")]
+pub mod camera;
 #[cfg(feature = "linux-device")]
 pub mod linux;
 pub mod queue;
@@ -28,8 +30,8 @@ use tern_runtime::{Package, RuntimeError};
 pub use queue::{BoundedQueue, QueuePolicy, QueueStats};
 pub use sink::{ActuatorSink, DutyRule, FrameSink, JsonLinesSink, MqttSink, Sink};
 pub use source::{
-    CsvSource, I2cSensorSource, ImageFolderSource, ImagePreprocess, SensorChannel, Source,
-    Y4mSource,
+    camera_frame, frame_input, CsvSource, I2cSensorSource, ImageFolderSource, ImagePreprocess,
+    PixelFormat, SensorChannel, Source, Y4mSource,
 };
 
 /// One input: an id (file name, `frame 3`, `line 7`, `sample 2`), its feature row, and the frame it came from.

@@ -1,7 +1,9 @@
-//! What the device loop reads: CSV rows (stdin or any reader), a folder of images, a YUV4MPEG2 (`.y4m`) video, or
-//! a sensor on an I2C bus through embedded-hal's [`I2c`] trait (`linux-embedded-hal`'s `I2cdev` on a device,
-//! `embedded-hal-mock` in tests).
+//! What the device loop reads: CSV rows (stdin or any reader), a folder of images, a YUV4MPEG2 (`.y4m`) video, a
+//! V4L2 camera (feature `v4l`, [`super::camera`]), or a sensor on an I2C bus through embedded-hal's [`I2c`] trait
+//! (`linux-embedded-hal`'s `I2cdev` on a device, `embedded-hal-mock` in tests).
 //!
+//! Every frame, whatever its source, becomes an input through [`frame_input`]; camera buffers are first made
+//! grayscale by [`camera_frame`], which converts RGB and JPEG exactly as image files are converted.
 //! Images and video frames become feature rows by [`ImagePreprocess`]: grayscale, resized (bilinear) to the
 //! package's input size, pixel values scaled to `0..=pixel_scale` (optionally inverted). The tabular packages tern
 //! compiles today state only `feature_dim` in their manifest; an image of `feature_dim` pixels is square unless a
@@ -12,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use embedded_hal::i2c::I2c;
-use image::{imageops::FilterType, GrayImage};
+use image::{imageops::FilterType, DynamicImage, GrayImage, ImageFormat, RgbImage};
 
 use super::{DeviceError, DeviceInput};
 
@@ -167,6 +169,127 @@ impl ImagePreprocess {
     }
 }
 
+/// A grayscale frame as a device input: its features by `preprocess`, the frame kept for frame sinks. Image files,
+/// video frames and camera frames all become inputs here.
+pub fn frame_input(id: String, frame: GrayImage, preprocess: &ImagePreprocess) -> DeviceInput {
+    DeviceInput {
+        id,
+        features: preprocess.features(&frame),
+        frame: Some(Arc::new(frame)),
+    }
+}
+
+/// How a camera lays out a frame's pixels: the V4L2 pixel formats tern reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PixelFormat {
+    /// `GREY`: one luma byte per pixel.
+    Grey,
+    /// `YUYV`: YUV 4:2:2, bytes Y0 U Y1 V per two pixels.
+    Yuyv,
+    /// `UYVY`: YUV 4:2:2, bytes U Y0 V Y1 per two pixels.
+    Uyvy,
+    /// `RGB3`: R, G, B bytes per pixel.
+    Rgb24,
+    /// `MJPG` (or `JPEG`): every frame a JPEG image.
+    Mjpeg,
+}
+
+impl PixelFormat {
+    /// Every format, in the order a camera is asked for them (cheapest to read first).
+    pub const ALL: [PixelFormat; 5] = [
+        PixelFormat::Grey,
+        PixelFormat::Yuyv,
+        PixelFormat::Uyvy,
+        PixelFormat::Rgb24,
+        PixelFormat::Mjpeg,
+    ];
+
+    /// The format a V4L2 FourCC names, or `None` for one tern does not read.
+    pub fn from_fourcc(fourcc: &[u8; 4]) -> Option<PixelFormat> {
+        match fourcc {
+            b"GREY" => Some(PixelFormat::Grey),
+            b"YUYV" => Some(PixelFormat::Yuyv),
+            b"UYVY" => Some(PixelFormat::Uyvy),
+            b"RGB3" => Some(PixelFormat::Rgb24),
+            b"MJPG" | b"JPEG" => Some(PixelFormat::Mjpeg),
+            _ => None,
+        }
+    }
+
+    /// The V4L2 FourCC.
+    pub fn fourcc(self) -> [u8; 4] {
+        match self {
+            PixelFormat::Grey => *b"GREY",
+            PixelFormat::Yuyv => *b"YUYV",
+            PixelFormat::Uyvy => *b"UYVY",
+            PixelFormat::Rgb24 => *b"RGB3",
+            PixelFormat::Mjpeg => *b"MJPG",
+        }
+    }
+}
+
+/// A camera buffer holding one `width`×`height` frame in `format`, as a grayscale image: the luma of the YUV
+/// formats; RGB and JPEG converted by the same code as PNG/JPEG files ([`ImageFolderSource`]). A buffer may be
+/// longer than the frame (drivers pad); a shorter one, an odd width for 4:2:2, or an undecodable JPEG is an error
+/// saying so.
+pub fn camera_frame(
+    format: PixelFormat,
+    width: u32,
+    height: u32,
+    bytes: &[u8],
+) -> Result<GrayImage, String> {
+    let pixels = width as usize * height as usize;
+    let needed = match format {
+        PixelFormat::Grey => pixels,
+        PixelFormat::Yuyv | PixelFormat::Uyvy => 2 * pixels,
+        PixelFormat::Rgb24 => 3 * pixels,
+        PixelFormat::Mjpeg => 0,
+    };
+    if bytes.len() < needed {
+        return Err(format!(
+            "{}x{width}x{height} needs {needed} bytes, the buffer holds {}",
+            String::from_utf8_lossy(&format.fourcc()),
+            bytes.len()
+        ));
+    }
+    let size_error = || format!("{width}x{height} is not a valid frame size");
+    match format {
+        PixelFormat::Grey => {
+            GrayImage::from_raw(width, height, bytes[..needed].to_vec()).ok_or_else(size_error)
+        }
+        PixelFormat::Yuyv | PixelFormat::Uyvy => {
+            if width % 2 != 0 {
+                return Err(format!("4:2:2 frames have an even width, not {width}"));
+            }
+            let first_luma = usize::from(format == PixelFormat::Uyvy);
+            let luma = bytes[..needed]
+                .iter()
+                .skip(first_luma)
+                .step_by(2)
+                .copied()
+                .collect();
+            GrayImage::from_raw(width, height, luma).ok_or_else(size_error)
+        }
+        PixelFormat::Rgb24 => {
+            let rgb = RgbImage::from_raw(width, height, bytes[..needed].to_vec())
+                .ok_or_else(size_error)?;
+            Ok(DynamicImage::ImageRgb8(rgb).to_luma8())
+        }
+        PixelFormat::Mjpeg => {
+            let image = image::load_from_memory_with_format(bytes, ImageFormat::Jpeg)
+                .map_err(|e| format!("not a JPEG frame: {e}"))?;
+            if image.width() != width || image.height() != height {
+                return Err(format!(
+                    "the JPEG frame is {}x{}, the camera announced {width}x{height}",
+                    image.width(),
+                    image.height()
+                ));
+            }
+            Ok(image.to_luma8())
+        }
+    }
+}
+
 /// Every PNG or JPEG file in a folder, in name order.
 pub struct ImageFolderSource {
     files: std::vec::IntoIter<PathBuf>,
@@ -211,11 +334,7 @@ impl Source for ImageFolderSource {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or(name);
-        Ok(Some(DeviceInput {
-            id,
-            features: self.preprocess.features(&frame),
-            frame: Some(Arc::new(frame)),
-        }))
+        Ok(Some(frame_input(id, frame, &self.preprocess)))
     }
 }
 
@@ -332,11 +451,7 @@ impl<R: BufRead> Source for Y4mSource<R> {
         }
         let frame = GrayImage::from_raw(self.width, self.height, luma)
             .ok_or_else(|| source_error(&self.name, &item, "frame size mismatch"))?;
-        Ok(Some(DeviceInput {
-            id: item,
-            features: self.preprocess.features(&frame),
-            frame: Some(Arc::new(frame)),
-        }))
+        Ok(Some(frame_input(item, frame, &self.preprocess)))
     }
 }
 
