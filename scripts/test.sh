@@ -33,6 +33,9 @@ if [ "$#" -eq 0 ]; then
   # The trainer's GPU kernels (feature `gpu`, off in the workspace build) against the CPU, on lavapipe.
   cargo test --release -p tern-trainer --features gpu --lib gpu:: 2>&1 | tee -a "$log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  # The device loop cross-built for aarch64, run under qemu-aarch64 (the .cargo/config.toml runner).
+  cargo test --release --target aarch64-unknown-linux-gnu -p tern-edge --test device 2>&1 | tee -a "$log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 fi
 set -e
 passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
