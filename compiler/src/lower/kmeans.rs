@@ -16,7 +16,9 @@ use tern_runtime::onnx::{AttributeProto, TensorProto};
 use tern_trainer::algorithms::kmeans::KMeansModel;
 use tern_trainer::Artifact;
 
-use super::{spec, GraphBuilder, LabelRule, Lowered, INPUT, ONNX_OPSET};
+use super::{
+    content_types, spec, GraphBuilder, LabelRule, Lowered, DENSE_REQUEST_TYPES, INPUT, ONNX_OPSET,
+};
 use crate::CompileError;
 
 /// The algorithm's registry name.
@@ -128,12 +130,7 @@ pub fn lower(artifact: &Artifact) -> Result<Lowered, CompileError> {
             distance_to_cluster: DISTANCE_TO_CLUSTER.into(),
         },
         label_map: None,
-        accepts: vec![
-            "text/csv".into(),
-            "application/json".into(),
-            "application/jsonlines".into(),
-            "application/x-recordio-protobuf".into(),
-        ],
+        accepts: content_types(&DENSE_REQUEST_TYPES),
         produces: vec![
             "application/json".into(),
             "application/jsonlines".into(),

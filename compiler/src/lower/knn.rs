@@ -29,7 +29,9 @@ use tern_runtime::onnx::{data_type, AttributeProto, NodeProto, TensorProto};
 use tern_trainer::algorithms::knn::{KnnModel, Metric, PredictorType};
 use tern_trainer::Artifact;
 
-use super::{spec, GraphBuilder, LabelRule, Lowered, INPUT, ONNX_OPSET};
+use super::{
+    content_types, spec, GraphBuilder, LabelRule, Lowered, DENSE_REQUEST_TYPES, INPUT, ONNX_OPSET,
+};
 use crate::CompileError;
 
 /// The algorithm's registry name.
@@ -410,12 +412,7 @@ pub fn lower(artifact: &Artifact) -> Result<Lowered, CompileError> {
             labels: "labels".into(),
         },
         label_map: task_label_map,
-        accepts: vec![
-            "text/csv".into(),
-            "application/json".into(),
-            "application/jsonlines".into(),
-            "application/x-recordio-protobuf".into(),
-        ],
+        accepts: content_types(&DENSE_REQUEST_TYPES),
         produces: vec![
             "application/json".into(),
             "application/jsonlines".into(),

@@ -62,6 +62,20 @@ pub struct Lowered {
     pub accepts_missing: bool,
 }
 
+/// The request content types of the algorithms whose SageMaker containers take every dense format (K-Means, PCA,
+/// k-NN, Random Cut Forest).
+pub(crate) const DENSE_REQUEST_TYPES: [&str; 4] = [
+    "text/csv",
+    "application/json",
+    "application/jsonlines",
+    "application/x-recordio-protobuf",
+];
+
+/// `types` as the owned strings a manifest lists.
+pub(crate) fn content_types(types: &[&str]) -> Vec<String> {
+    types.iter().map(|t| t.to_string()).collect()
+}
+
 /// Builds a graph node by node with unique names.
 pub(crate) struct GraphBuilder {
     graph: GraphProto,

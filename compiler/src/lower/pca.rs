@@ -13,7 +13,9 @@ use tern_runtime::onnx::TensorProto;
 use tern_trainer::algorithms::pca::PcaModel;
 use tern_trainer::Artifact;
 
-use super::{spec, GraphBuilder, LabelRule, Lowered, INPUT, ONNX_OPSET};
+use super::{
+    content_types, spec, GraphBuilder, LabelRule, Lowered, DENSE_REQUEST_TYPES, INPUT, ONNX_OPSET,
+};
 use crate::CompileError;
 
 /// The algorithm's registry name.
@@ -82,12 +84,7 @@ pub fn lower(artifact: &Artifact) -> Result<Lowered, CompileError> {
             projection: PROJECTION.into(),
         },
         label_map: None,
-        accepts: vec![
-            "text/csv".into(),
-            "application/json".into(),
-            "application/jsonlines".into(),
-            "application/x-recordio-protobuf".into(),
-        ],
+        accepts: content_types(&DENSE_REQUEST_TYPES),
         produces: vec![
             "application/json".into(),
             "application/jsonlines".into(),
