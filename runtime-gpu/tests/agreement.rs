@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use tern_compiler::{compile, CompileOptions};
-use tern_formats::ContentType;
 use tern_gpu::{Gpu, GpuError, GpuModel};
 use tern_runtime::onnx::ModelProto;
 use tern_runtime::{OutputValues, Package, Precision};
@@ -51,19 +50,14 @@ fn gpu() -> Option<Gpu> {
 }
 
 fn read_csv(path: &Path) -> Dataset {
-    let file = std::fs::File::open(path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run tests/python/export_datasets.py)",
-            path.display()
-        )
-    });
-    let stream = tern_formats::open_reader(
-        &ContentType::Csv { label_size: 1 },
-        std::io::BufReader::new(file),
-        &path.display().to_string(),
-    )
-    .unwrap();
-    Dataset::from_records(stream, "data", None).unwrap()
+    Channel::from_path("data", path, None)
+        .and_then(|channel| channel.load(None))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (run tests/python/export_datasets.py)",
+                path.display()
+            )
+        })
 }
 
 struct Case {

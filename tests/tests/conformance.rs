@@ -26,7 +26,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tern_compiler::{compile, CompileOptions};
-use tern_formats::ContentType;
 use tern_runtime::{Package, Precision};
 use tern_tests::repo_root;
 use tern_trainer::algorithms;
@@ -283,19 +282,14 @@ fn read_dataset(name: &str, split: &str, inject_nan: bool) -> Dataset {
         .join("tests/data/generated")
         .join(name)
         .join(format!("{split}.csv"));
-    let file = std::fs::File::open(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run tests/python/export_datasets.py)",
-            path.display()
-        )
-    });
-    let stream = tern_formats::open_reader(
-        &ContentType::Csv { label_size: 1 },
-        std::io::BufReader::new(file),
-        &path.display().to_string(),
-    )
-    .unwrap();
-    let mut dataset = Dataset::from_records(stream, split, None).unwrap();
+    let mut dataset = Channel::from_path(split, &path, None)
+        .and_then(|channel| channel.load(None))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (run tests/python/export_datasets.py)",
+                path.display()
+            )
+        });
     if inject_nan {
         // Every 5th row loses one feature, a different one per row: both missing directions get exercised.
         let mut dense = dataset.features.to_dense();
