@@ -5,8 +5,11 @@
 //! (`runtime-wasm/node/run_package.mjs` on the build in runtime-wasm/pkg; when node or that build is missing, its
 //! cells are skipped with a note: scripts/setup-web.sh builds it), and tern-gpu's wgpu kernels natively
 //! (`native-wgpu`: on lavapipe without a GPU; graphs outside its op subset print as `fallback`, the op named, since
-//! the runtimes then run them on tract; no adapter skips the column with a note). The wasm and native-wgpu columns
-//! share x86_64's [`IGNORED`] entries: they run the same compiled package. With `TERN_CONFORMANCE_REQUIRE_ALL=1`
+//! the runtimes then run them on tract; no adapter skips the column with a note), and the browser build of the wasm
+//! runtime inside headless Chromium (`runtime-wasm/browser/run_packages.mjs`, one Chromium for the whole matrix):
+//! `chromium-wasm` on the wasm CPU backend (tract), `chromium-webgpu` on WebGPU (SwiftShader's adapter here; graphs
+//! the WebGPU backend refuses print as `fallback`, the op named). The wasm, native-wgpu and Chromium columns share
+//! x86_64's [`IGNORED`] entries: they run the same compiled package. With `TERN_CONFORMANCE_REQUIRE_ALL=1`
 //! (scripts/test.sh sets it) a column that cannot run here fails its cells instead of skipping them.
 //!
 //! A case is defined once in [`CASES`]; a later algorithm joins by adding one entry. Pass criteria per cell:
@@ -22,8 +25,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use tern_compiler::{compile, CompileOptions};
 use tern_runtime::{Package, Precision};
@@ -194,21 +198,141 @@ const CASES: &[Case] = &[
 const PRECISIONS: [Precision; 3] = [Precision::Fp32, Precision::F16, Precision::Int8];
 
 /// The runtimes, in column order.
-const RUNTIMES: [&str; 5] = [
+const RUNTIMES: [&str; 7] = [
     "x86_64",
     "aarch64",
     "onnxruntime",
     "wasm(node)",
     "native-wgpu",
+    "chromium-wasm",
+    "chromium-webgpu",
 ];
 
-/// The runtime whose [`IGNORED`] entries apply to `runtime`: wasm(node) runs the same tract graph as x86_64, and
-/// native-wgpu the same package.
+/// The runtime whose [`IGNORED`] entries apply to `runtime`: the wasm and Chromium columns run the same tract graph
+/// as x86_64, and native-wgpu the same package.
 fn ignore_as(runtime: &str) -> &str {
-    if runtime == "wasm(node)" || runtime == "native-wgpu" {
-        "x86_64"
-    } else {
-        runtime
+    match runtime {
+        "wasm(node)" | "native-wgpu" | "chromium-wasm" | "chromium-webgpu" => "x86_64",
+        other => other,
+    }
+}
+
+/// The Chromium columns' runner: `runtime-wasm/browser/run_packages.mjs` started once, fed one job per stdin line,
+/// answering one JSON line per job on stdout.
+struct Chromium {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    /// The WebGPU adapter Chromium offers (e.g. "google swiftshader"), or why there is none.
+    adapter: Result<String, String>,
+}
+
+/// How a Chromium job ran: on the backend asked for, or on wasm because WebGPU refused (with the reason).
+struct BrowserRun {
+    predictions: RuntimePredictions,
+    fallback_reason: Option<String>,
+}
+
+impl Chromium {
+    /// Starts the runner serving `root` (the matrix's work folder), or says why it cannot run here.
+    fn start(root: &Path) -> Result<Chromium, String> {
+        let repo = repo_root();
+        let needed = [
+            ("runtime-wasm/pkg/web/tern_wasm.js", "the browser build"),
+            ("web/node_modules/playwright-core", "playwright-core"),
+        ];
+        for (path, what) in needed {
+            if !repo.join(path).exists() {
+                return Err(format!(
+                    "{what} ({path}) is missing: run scripts/setup-web.sh"
+                ));
+            }
+        }
+        let mut child = Command::new("node")
+            .arg(repo.join("runtime-wasm/browser/run_packages.mjs"))
+            .arg(root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start node: {e} (scripts/setup-web.sh installs it)"))?;
+        let stdin = child.stdin.take();
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+            }
+            let _ = child.wait();
+            return Err(format!("run_packages.mjs did not start: {}", stderr.trim()));
+        }
+        let ready: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|e| format!("run_packages.mjs: unreadable first line {line:?}: {e}"))?;
+        let adapter = match ready["webgpu"]["adapter"].as_str() {
+            Some(name) => Ok(name.to_string()),
+            None if ready["webgpu"]["navigator_gpu"].as_bool() == Some(true) => {
+                Err("Chromium has navigator.gpu but no WebGPU adapter".to_string())
+            }
+            None => Err("Chromium exposes no navigator.gpu".to_string()),
+        };
+        Ok(Chromium {
+            child,
+            stdin,
+            stdout,
+            adapter,
+        })
+    }
+
+    /// Runs the package in `dir` on `rows` rows of the float32 file `features` with `backend` ("wasm" or "webgpu").
+    fn run(
+        &mut self,
+        backend: &str,
+        dir: &Path,
+        features: &Path,
+        rows: usize,
+        out: &Path,
+        manifest: &tern_runtime::Manifest,
+    ) -> Result<BrowserRun, String> {
+        let job = serde_json::json!({
+            "package": dir, "features": features, "rows": rows, "out": out, "backend": backend,
+        });
+        let stdin = self.stdin.as_mut().ok_or("the runner's stdin is closed")?;
+        writeln!(stdin, "{job}")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("run_packages.mjs stopped: {e}"))?;
+        let mut line = String::new();
+        match self.stdout.read_line(&mut line) {
+            Ok(0) | Err(_) => return Err("run_packages.mjs stopped without an answer".to_string()),
+            Ok(_) => {}
+        }
+        let answer: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|e| format!("run_packages.mjs: unreadable answer {line:?}: {e}"))?;
+        if answer["ok"].as_bool() != Some(true) {
+            return Err(format!(
+                "Chromium: {}",
+                answer["error"].as_str().unwrap_or("no reason given")
+            ));
+        }
+        let ran_on = answer["backend"].as_str().unwrap_or_default();
+        let fallback_reason = answer["fallbackReason"].as_str().map(str::to_string);
+        if ran_on != backend && fallback_reason.is_none() {
+            return Err(format!(
+                "asked for {backend}, ran on {ran_on:?} without a reason"
+            ));
+        }
+        Ok(BrowserRun {
+            predictions: from_runner_file(out, manifest, rows)?,
+            fallback_reason: (ran_on != backend).then_some(fallback_reason).flatten(),
+        })
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        // Closing stdin ends the runner, which closes Chromium.
+        self.stdin = None;
+        let _ = self.child.wait();
     }
 }
 
@@ -669,12 +793,13 @@ fn conformance_matrix() {
     let wasm_node = wasm_node_runner();
     let gpu = pollster::block_on(tern_gpu::Gpu::request()).map_err(|e| e.to_string());
     let work = tempfile::tempdir().unwrap();
+    let mut chromium = Chromium::start(work.path());
 
     let mut table = String::new();
     let mut failures = 0;
     write!(table, "{:<28} {:<6}", "case", "prec").unwrap();
     for runtime in RUNTIMES {
-        write!(table, " | {runtime:<34}").unwrap();
+        write!(table, " | {runtime:<24}").unwrap();
     }
     writeln!(table).unwrap();
     for (case_index, case) in CASES.iter().enumerate() {
@@ -782,6 +907,49 @@ fn conformance_matrix() {
                                     },
                                     Err(e) => return not_run(&e.to_string()),
                                 },
+                                "chromium-wasm" | "chromium-webgpu" => {
+                                    let chromium = match &mut chromium {
+                                        Ok(chromium) => chromium,
+                                        Err(why) => return not_run(why),
+                                    };
+                                    let backend = runtime.trim_start_matches("chromium-");
+                                    if backend == "webgpu" {
+                                        if let Err(why) = &chromium.adapter {
+                                            return not_run(why);
+                                        }
+                                    }
+                                    let run = chromium.run(
+                                        backend,
+                                        &dir,
+                                        &features_path,
+                                        rows,
+                                        &out,
+                                        manifest,
+                                    );
+                                    match run {
+                                        Ok(BrowserRun {
+                                            fallback_reason: Some(reason),
+                                            ..
+                                        }) => {
+                                            // Only a graph the WebGPU backend refuses may fall back; an adapter or
+                                            // device failure is a failure of the column.
+                                            if !reason.contains("cannot run this graph") {
+                                                return failed_cell(format!(
+                                                    "fell back to wasm: {reason}"
+                                                ));
+                                            }
+                                            return Cell {
+                                                max_abs_diff: 0.0,
+                                                label_agreement: None,
+                                                pass: true,
+                                                not_applicable: false,
+                                                note: format!("fallback to tract: {reason}"),
+                                            };
+                                        }
+                                        Ok(run) => Ok(run.predictions),
+                                        Err(e) => Err(e),
+                                    }
+                                }
                                 _ => {
                                     let mut command = Command::new(&python);
                                     command
@@ -841,19 +1009,40 @@ fn conformance_matrix() {
             )
             .unwrap();
             for text in &text {
-                write!(table, " | {text:<34}").unwrap();
+                write!(table, " | {text:<24}").unwrap();
             }
             writeln!(table).unwrap();
+            // Each note once, after the runtimes that gave it.
+            let mut notes: Vec<(Vec<&str>, &str)> = Vec::new();
             for (cell, runtime) in cells.iter().zip(RUNTIMES) {
                 if !cell.pass && !cell.not_applicable {
                     failures += 1;
                 }
-                if !cell.note.is_empty() {
-                    writeln!(table, "    {runtime}: {}", cell.note).unwrap();
+                if cell.note.is_empty() {
+                    continue;
                 }
+                match notes.iter_mut().find(|(_, note)| *note == cell.note) {
+                    Some((runtimes, _)) => runtimes.push(runtime),
+                    None => notes.push((vec![runtime], &cell.note)),
+                }
+            }
+            for (runtimes, note) in notes {
+                writeln!(table, "    {}: {note}", runtimes.join(", ")).unwrap();
             }
         }
     }
+    if let Ok(Chromium {
+        adapter: Ok(adapter),
+        ..
+    }) = &chromium
+    {
+        writeln!(
+            table,
+            "chromium-webgpu ran on Chromium's WebGPU adapter {adapter:?}"
+        )
+        .unwrap();
+    }
+    drop(chromium);
     println!("\nconformance matrix (cells: max |package − trainer| / label agreement / verdict; N/A: cannot run there, reason below)\n{table}");
     assert_eq!(failures, 0, "{failures} cell(s) failed:\n{table}");
 }
