@@ -73,6 +73,16 @@ const GATHER: Entry = Entry {
     inputs: 2,
     outputs: 1,
 };
+const GATHER_ELEMENTS: Entry = Entry {
+    name: "gather_elements",
+    inputs: 2,
+    outputs: 1,
+};
+const CUM_SUM: Entry = Entry {
+    name: "cum_sum",
+    inputs: 1,
+    outputs: 1,
+};
 const DEQUANTIZE: Entry = Entry {
     name: "dequantize",
     inputs: 3,
@@ -95,6 +105,8 @@ fn entry_of(kernel: &Kernel) -> Option<Entry> {
         Kernel::Softmax { .. } => SOFTMAX,
         Kernel::TopK { .. } => TOP_K,
         Kernel::Gather { .. } => GATHER,
+        Kernel::GatherElements { .. } => GATHER_ELEMENTS,
+        Kernel::CumSum { .. } => CUM_SUM,
         Kernel::Dequantize { .. } => DEQUANTIZE,
         Kernel::CastF16 => CAST_F16,
         Kernel::View(_) => return None,
@@ -451,6 +463,40 @@ fn params_of(plan: &Plan, step: &Step, shapes: &[Vec<usize>]) -> Result<(Vec<u32
                 inner as u32,
                 indices as u32,
             ]
+        }
+        Kernel::GatherElements { axis } => {
+            let (_, axis_size, inner) = around(a, axis_index(*axis, a.len())?);
+            let indices_axis = in_shape(1)[axis_index(*axis, a.len())?];
+            vec![
+                out_count as u32,
+                axis_size as u32,
+                inner as u32,
+                indices_axis as u32,
+            ]
+        }
+        Kernel::CumSum {
+            axis,
+            exclusive,
+            reverse,
+        } => {
+            let (outer, r, inner) = around(a, axis_index(*axis, a.len())?);
+            let integer = step
+                .inputs
+                .first()
+                .copied()
+                .flatten()
+                .is_some_and(|v| plan.values[v].dtype == DType::Int);
+            return Ok((
+                vec![
+                    outer as u32,
+                    r as u32,
+                    inner as u32,
+                    u32::from(*exclusive),
+                    u32::from(*reverse),
+                    u32::from(integer),
+                ],
+                outer * inner,
+            ));
         }
         Kernel::Dequantize { axis } => {
             let scale_count: usize = in_shape(1).iter().product();

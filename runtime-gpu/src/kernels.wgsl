@@ -312,6 +312,62 @@ fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     out0[i] = in0[(o * axis + u32(index)) * inner + within];
 }
 
+// GatherElements: data as [outer, axis, inner], indices as [outer, indices axis, inner] (the output's shape);
+// negative indices count from the end, indices outside the axis give 0. params: 0 count, 1 data axis size,
+// 2 inner, 3 indices axis size.
+@compute @workgroup_size(64)
+fn gather_elements(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat(gid, groups);
+    if (i >= p(0u)) {
+        return;
+    }
+    let axis = p(1u);
+    let inner = p(2u);
+    let o = i / (inner * p(3u));
+    var index = bitcast<i32>(in1[i]);
+    if (index < 0i) {
+        index = index + i32(axis);
+    }
+    if ((index < 0i) || (u32(index) >= axis)) {
+        out0[i] = 0u;
+        return;
+    }
+    out0[i] = in0[(o * axis + u32(index)) * inner + i % inner];
+}
+
+// CumSum along the middle axis of [outer, r, inner], in order or reversed, inclusive or exclusive (the sum before
+// the element), over floats or 32-bit integers. params: 0 outer, 1 r, 2 inner, 3 exclusive, 4 reverse, 5 integer.
+@compute @workgroup_size(64)
+fn cum_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat(gid, groups);
+    let r = p(1u);
+    let inner = p(2u);
+    if (i >= p(0u) * inner) {
+        return;
+    }
+    let base = (i / inner) * r * inner + i % inner;
+    let exclusive = p(3u) != 0u;
+    let reverse = p(4u) != 0u;
+    let integer = p(5u) != 0u;
+    var float_total = 0.0;
+    var int_total = 0i;
+    for (var s = 0u; s < r; s = s + 1u) {
+        let at = base + select(s, r - 1u - s, reverse) * inner;
+        let x = in0[at];
+        if (exclusive) {
+            out0[at] = select(w(float_total), bitcast<u32>(int_total), integer);
+        }
+        if (integer) {
+            int_total = int_total + bitcast<i32>(x);
+        } else {
+            float_total = float_total + f(x);
+        }
+        if (!exclusive) {
+            out0[at] = select(w(float_total), bitcast<u32>(int_total), integer);
+        }
+    }
+}
+
 fn packed_byte(word: u32, i: u32, is_signed: bool) -> i32 {
     let byte = (word >> ((i % 4u) * 8u)) & 0xffu;
     let extended = bitcast<i32>(byte << 24u) >> 24u;

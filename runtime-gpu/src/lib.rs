@@ -1,9 +1,9 @@
 //! tern packages on a GPU: a graph executor over wgpu with WGSL compute kernels for the dense op subset the
-//! compiler emits (Linear Learner, K-Means, PCA, k-NN Flat, at fp32, f16 and int8), natively (Vulkan, Metal, DX12;
+//! compiler emits (Linear Learner, K-Means, PCA, k-NN Flat and IVF, at fp32, f16 and int8), natively (Vulkan, Metal, DX12;
 //! Mesa's lavapipe without a GPU) and in browsers (WebGPU, with wgpu's `webgpu` feature on wasm32).
 //!
 //! [`GpuModel::new`] checks a package's graph against [`SUPPORTED_OPS`] and types it once; a graph holding any
-//! other op (tree ensembles, `ai.tern` ops, an IVF index's `CumSum`) is refused with [`GpuError::Unsupported`]
+//! other op (tree ensembles, `ai.tern` ops) is refused with [`GpuError::Unsupported`]
 //! naming the node and op, so the caller runs that graph on tract instead. [`GpuModel::run`] is async because
 //! reading results back from a browser's GPU is; native callers block on it (e.g. with `pollster`).
 //!

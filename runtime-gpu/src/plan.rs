@@ -139,6 +139,16 @@ pub(crate) enum Kernel {
     Gather {
         axis: i64,
     },
+    /// ONNX GatherElements; the indices' shape must equal the data's outside `axis`.
+    GatherElements {
+        axis: i64,
+    },
+    /// Running sum along `axis` (float or integer).
+    CumSum {
+        axis: i64,
+        exclusive: bool,
+        reverse: bool,
+    },
     Dequantize {
         axis: i64,
     },
@@ -764,6 +774,30 @@ impl Plan {
                     vec![d],
                 )
             }
+            "GatherElements" => {
+                let d = require(0, &[F32, Int, Bool])?;
+                require(1, &[Int])?;
+                (
+                    Kernel::GatherElements {
+                        axis: int_attribute(node, "axis", 0),
+                    },
+                    vec![d],
+                )
+            }
+            "CumSum" => {
+                let d = require(0, &[F32, Int])?;
+                let [axis] = const_ints(1)?[..] else {
+                    return Err(unsupported(node, "axis must hold one value"));
+                };
+                (
+                    Kernel::CumSum {
+                        axis,
+                        exclusive: int_attribute(node, "exclusive", 0) != 0,
+                        reverse: int_attribute(node, "reverse", 0) != 0,
+                    },
+                    vec![d],
+                )
+            }
             "DequantizeLinear" => {
                 let q = require(0, &[I8, U8])?;
                 require(1, &[F32])?;
@@ -1028,6 +1062,22 @@ pub(crate) fn infer(kernel: &Kernel, ins: &[Option<&[usize]>]) -> Result<Vec<Vec
             out.extend_from_slice(indices);
             out.extend_from_slice(&a[axis + 1..]);
             vec![out]
+        }
+        Kernel::GatherElements { axis } => {
+            let indices = input(1)?;
+            let axis = axis_index(*axis, a.len())?;
+            let same_outside_axis =
+                indices.len() == a.len() && (0..a.len()).all(|d| d == axis || indices[d] == a[d]);
+            if !same_outside_axis {
+                return Err(format!(
+                    "GatherElements indices {indices:?} must have the data's shape {a:?} outside axis {axis}"
+                ));
+            }
+            vec![indices.to_vec()]
+        }
+        Kernel::CumSum { axis, .. } => {
+            axis_index(*axis, a.len())?;
+            vec![a.to_vec()]
         }
         Kernel::View(view) => vec![view_shape(view, a)?],
     })

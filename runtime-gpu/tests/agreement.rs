@@ -1,5 +1,6 @@
 //! The GPU executor against tract (runtime-core's `Package::run`) on real packages: every algorithm the compiler
-//! lowers to dense ops (Linear Learner binary / multiclass / regressor, K-Means, PCA, k-NN classifier / regressor),
+//! lowers to dense ops (Linear Learner binary / multiclass / regressor, K-Means, PCA, k-NN classifier / regressor
+//! with a Flat index, and with an IVF index, whose exact probe rule needs CumSum and GatherElements),
 //! trained by the trainer on scikit-learn's bundled data sets and compiled at fp32, f16 and int8, run on the
 //! held-out and training rows (more than one 1,024-row batch). Every output must agree: float outputs within
 //! 1e-5 relative at fp32 (|gpu − tract| ≤ 1e-5 · max(|tract|, 1)) and within the manifest's verified tolerance at
@@ -120,6 +121,35 @@ const CASES: &[Case] = &[
             ("k", "5"),
             ("predictor_type", "classifier"),
             ("sample_size", "5000"),
+        ],
+    },
+    Case {
+        name: "knn ivf classifier",
+        algorithm: "knn",
+        dataset: "digits",
+        hyperparameters: &[
+            ("feature_dim", "64"),
+            ("k", "5"),
+            ("predictor_type", "classifier"),
+            ("sample_size", "5000"),
+            ("index_type", "faiss.IVFFlat"),
+            ("faiss_index_ivf_nlists", "12"),
+            ("faiss_index_ivf_nprobe", "3"),
+        ],
+    },
+    Case {
+        name: "knn ivf regressor (inner product)",
+        algorithm: "knn",
+        dataset: "diabetes",
+        hyperparameters: &[
+            ("feature_dim", "10"),
+            ("k", "7"),
+            ("predictor_type", "regressor"),
+            ("sample_size", "5000"),
+            ("index_type", "faiss.IVFFlat"),
+            ("index_metric", "INNER_PRODUCT"),
+            ("faiss_index_ivf_nlists", "6"),
+            ("faiss_index_ivf_nprobe", "1"),
         ],
     },
     Case {

@@ -170,6 +170,21 @@ const CASES: &[Case] = &[
         inject_nan: false,
     },
     Case {
+        name: "knn ivf classifier",
+        algorithm: "knn",
+        dataset: "digits",
+        hyperparameters: &[
+            ("feature_dim", "64"),
+            ("k", "5"),
+            ("predictor_type", "classifier"),
+            ("sample_size", "5000"),
+            ("index_type", "faiss.IVFFlat"),
+            ("faiss_index_ivf_nlists", "12"),
+            ("faiss_index_ivf_nprobe", "3"),
+        ],
+        inject_nan: false,
+    },
+    Case {
         name: "knn regressor",
         algorithm: "knn",
         dataset: "diabetes",
@@ -609,6 +624,14 @@ fn run_wgpu(
     Ok(Ok(RuntimePredictions { scores, labels }))
 }
 
+/// Whether tern-gpu's op check accepts the package's graph (what every WebGPU build must then run).
+fn gpu_accepts(dir: &Path) -> bool {
+    std::fs::read(dir.join("model.onnx"))
+        .ok()
+        .and_then(|bytes| tern_runtime::onnx::ModelProto::from_bytes(&bytes).ok())
+        .is_some_and(|proto| tern_gpu::check(&proto).is_ok())
+}
+
 fn run_command(mut command: Command) -> Result<(), String> {
     let output = command
         .output()
@@ -936,6 +959,14 @@ fn conformance_matrix() {
                                             if !reason.contains("cannot run this graph") {
                                                 return failed_cell(format!(
                                                     "fell back to wasm: {reason}"
+                                                ));
+                                            }
+                                            // ... and only a graph tern-gpu's own check refuses too (else the
+                                            // browser build is stale: scripts/build-wasm.sh).
+                                            if gpu_accepts(&dir) {
+                                                return failed_cell(format!(
+                                                    "fell back to wasm although tern-gpu runs this graph \
+                                                     natively: {reason}"
                                                 ));
                                             }
                                             return Cell {
