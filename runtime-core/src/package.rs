@@ -9,6 +9,8 @@ use tract_onnx::prelude::*;
 use crate::error::RuntimeError;
 use crate::manifest::{Manifest, ResponseShape, MANIFEST_VERSION};
 
+mod row_ops;
+
 /// The largest number of rows one graph run takes; [`Package::run`] splits larger inputs into batches of this size.
 pub const BATCH_ROWS: usize = 1024;
 
@@ -201,7 +203,10 @@ impl Package {
             .map_err(|e| graph_error(format!("{e:#}")))?;
         let plan = model
             .into_optimized()
-            .and_then(|typed| typed.into_runnable())
+            .and_then(|mut typed| {
+                row_ops::replace_row_ops(&mut typed)?;
+                typed.into_runnable()
+            })
             .map_err(|e| graph_error(format!("{e:#}")))?;
         Ok(Package {
             manifest,
@@ -352,13 +357,21 @@ fn append(
     let read = |e: TractError| error(format!("{e:#}"));
     match &mut output.values {
         OutputValues::F32(values) => {
-            values.extend(cast.to_plain_array_view::<f32>().map_err(read)?.iter())
+            extend(values, cast.to_plain_array_view::<f32>().map_err(read)?)
         }
         OutputValues::I64(values) => {
-            values.extend(cast.to_plain_array_view::<i64>().map_err(read)?.iter())
+            extend(values, cast.to_plain_array_view::<i64>().map_err(read)?)
         }
     }
     Ok(())
+}
+
+/// Appends a view's values in row-major order.
+fn extend<T: Copy>(values: &mut Vec<T>, view: tract_ndarray::ArrayViewD<T>) {
+    match view.as_slice() {
+        Some(slice) => values.extend_from_slice(slice),
+        None => values.extend(view.iter()),
+    }
 }
 
 fn parse_manifest(bytes: &[u8], file: &str) -> Result<Manifest, RuntimeError> {
