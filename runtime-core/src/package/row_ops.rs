@@ -1,5 +1,6 @@
-//! Row kernels that replace tract's Softmax and ArgMax / ArgMin over the last axis of a float32 tensor in an
-//! optimised plan ([`replace_row_ops`]).
+//! Row kernels that replace, in an optimised plan ([`replace_row_ops`]), tract's Softmax and ArgMax / ArgMin over
+//! the last axis of a float32 tensor, and its broadcasting Add / Sub / Mul / Div of a float32 tensor by a constant
+//! row.
 //!
 //! tern's classifier heads reduce short rows (a class per column, often fewer than 16), where tract's kernels pay a
 //! per-row setup (a scratch copy for the vector kernels' alignment, or an ndarray lane walk) that dwarfs the
@@ -14,10 +15,12 @@
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::nn::{Reduce, Reducer, Softmax, SoftmaxKind};
 
 /// Replaces, in an optimised plan, every float32 Softmax and ArgMax / ArgMin node over the last axis by
-/// [`LastAxisSoftmax`] / [`LastAxisArgExtreme`]. Other nodes are left to tract.
+/// [`LastAxisSoftmax`] / [`LastAxisArgExtreme`], and every float32 Add / Sub / Mul / Div of a tensor by a constant
+/// row by a [`ConstantRowOp`]. Other nodes are left to tract.
 pub fn replace_row_ops(model: &mut TypedModel) -> TractResult<()> {
     let mut replaced = false;
     for id in model.eval_order()? {
@@ -35,7 +38,10 @@ pub fn replace_row_ops(model: &mut TypedModel) -> TractResult<()> {
             continue;
         }
         let last_axis = |axes: &[usize]| axes == [rank - 1];
-        let replacement: Option<Box<dyn TypedOp>> = if let Some(softmax) = node.op_as::<Softmax>() {
+        let replacement: Option<Box<dyn TypedOp>> = if let Some(binary) = node.op_as::<TypedBinOp>()
+        {
+            constant_row_op(model, node, binary)?
+        } else if let Some(softmax) = node.op_as::<Softmax>() {
             (softmax.kind == SoftmaxKind::Softmax
                 && softmax.quant_output_dt.is_none()
                 && last_axis(&softmax.axes))
@@ -58,7 +64,11 @@ pub fn replace_row_ops(model: &mut TypedModel) -> TractResult<()> {
             None
         };
         if let Some(op) = replacement {
-            let inputs = node.inputs.clone();
+            // A constant-row op keeps only the varying operand.
+            let inputs = match op.as_op().downcast_ref::<ConstantRowOp>() {
+                Some(row_op) => vec![node.inputs[row_op.varying]],
+                None => node.inputs.clone(),
+            };
             let patch = TypedModelPatch::replace_single_op(model, node, &inputs, op)?;
             patch.apply(model)?;
             replaced = true;
@@ -68,6 +78,134 @@ pub fn replace_row_ops(model: &mut TypedModel) -> TractResult<()> {
         model.compact()?;
     }
     Ok(())
+}
+
+/// `x ∘ c` (or `c ∘ x` for the commutative Add and Mul) where `x` is float32 `[…, d]` and `c` a constant float32
+/// row of `d` values broadcast over the other axes, as a [`ConstantRowOp`]; `None` for any other binary node.
+fn constant_row_op(
+    model: &TypedModel,
+    node: &TypedNode,
+    binary: &TypedBinOp,
+) -> TractResult<Option<Box<dyn TypedOp>>> {
+    let arithmetic = match binary.0.name() {
+        "Add" => Arithmetic::Add,
+        "Sub" => Arithmetic::Sub,
+        "Mul" => Arithmetic::Mul,
+        "Div" => Arithmetic::Div,
+        _ => return Ok(None),
+    };
+    if binary.1.is_some() || node.inputs.len() != 2 {
+        return Ok(None);
+    }
+    let facts = [
+        model.outlet_fact(node.inputs[0])?,
+        model.outlet_fact(node.inputs[1])?,
+    ];
+    let output = model.outlet_fact(OutletId::new(node.id, 0))?;
+    let commutative = matches!(arithmetic, Arithmetic::Add | Arithmetic::Mul);
+    for varying in [0, 1] {
+        if varying == 1 && !commutative {
+            break;
+        }
+        let (x, c) = (facts[varying], facts[1 - varying]);
+        let Some(row) = c.konst.as_ref() else {
+            continue;
+        };
+        let Some(width) = x.shape.last().and_then(|d| d.to_usize().ok()) else {
+            continue;
+        };
+        let row_shape_ok = row.rank() <= x.rank()
+            && row.shape().last() == Some(&width)
+            && row.shape().iter().rev().skip(1).all(|&d| d == 1);
+        if x.datum_type == f32::datum_type()
+            && row.datum_type() == f32::datum_type()
+            && x.konst.is_none()
+            && row_shape_ok
+            && output.shape == x.shape
+            && output.datum_type == f32::datum_type()
+        {
+            let row = row.to_plain_array_view::<f32>()?;
+            return Ok(Some(Box::new(ConstantRowOp {
+                arithmetic,
+                row: row.iter().map(|v| v.to_bits()).collect(),
+                varying,
+            })));
+        }
+    }
+    Ok(None)
+}
+
+/// The arithmetic of a [`ConstantRowOp`].
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum Arithmetic {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+/// `x ∘ row` over every row of a float32 `x` (`row ∘ x` when `varying` is 1, Add and Mul only), `row` a constant
+/// the width of `x`'s last axis: what tract's broadcasting binary op computes, element for element.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub struct ConstantRowOp {
+    pub arithmetic: Arithmetic,
+    /// The constant row's float32 bits (bits, so that the op is `Eq` and `Hash`).
+    pub row: Vec<u32>,
+    /// The position of `x` among the original node's inputs.
+    pub varying: usize,
+}
+
+impl Op for ConstantRowOp {
+    fn name(&self) -> StaticName {
+        format!("ConstantRow{:?}", self.arithmetic).into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for ConstantRowOp {
+    op_out_of_plan!();
+
+    fn eval(&self, _context: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        ensure!(input.shape().last() == Some(&self.row.len()));
+        let row: Vec<f32> = self.row.iter().map(|&bits| f32::from_bits(bits)).collect();
+        let mut output = input.into_tensor();
+        constant_row(
+            output.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?,
+            &row,
+            self.arithmetic,
+            self.varying == 1,
+        );
+        Ok(tvec!(output.into_tvalue()))
+    }
+}
+
+impl TypedOp for ConstantRowOp {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs[0].datum_type == f32::datum_type());
+        Ok(tvec!(f32::fact(inputs[0].shape.clone())))
+    }
+
+    as_op!();
+}
+
+/// `values ∘ row` row by row, in place (`row ∘ values` when `row_first`).
+pub fn constant_row(values: &mut [f32], row: &[f32], arithmetic: Arithmetic, row_first: bool) {
+    if row.is_empty() {
+        return;
+    }
+    for chunk in values.chunks_mut(row.len()) {
+        let pairs = chunk.iter_mut().zip(row);
+        match (arithmetic, row_first) {
+            (Arithmetic::Add, false) => pairs.for_each(|(x, &c)| *x += c),
+            (Arithmetic::Add, true) => pairs.for_each(|(x, &c)| *x = c + *x),
+            (Arithmetic::Sub, _) => pairs.for_each(|(x, &c)| *x -= c),
+            (Arithmetic::Mul, false) => pairs.for_each(|(x, &c)| *x *= c),
+            (Arithmetic::Mul, true) => pairs.for_each(|(x, &c)| *x = c * *x),
+            (Arithmetic::Div, _) => pairs.for_each(|(x, &c)| *x /= c),
+        }
+    }
 }
 
 /// Softmax over the last axis of a float32 tensor (ONNX `Softmax`, opset 13+, `axis = -1`).
@@ -177,32 +315,98 @@ pub fn softmax_rows(values: &mut [f32], columns: usize) {
             .fold(row[0], |max, v| if v > max { v } else { max });
         row.iter_mut().for_each(|v| *v -= max);
     }
-    values.iter_mut().for_each(|v| *v = exp_nonpositive(*v));
+    exp_nonpositive_in_place(values);
     for row in values.chunks_mut(columns) {
         let sum: f32 = row.iter().sum();
         row.iter_mut().for_each(|v| *v /= sum);
     }
 }
 
+/// [`exp_nonpositive`] of every value, four lanes at a time where the target has wasm SIMD (the same operations,
+/// so the same bits, as the scalar function).
+fn exp_nonpositive_in_place(values: &mut [f32]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        let mut chunks = values.chunks_exact_mut(4);
+        for chunk in &mut chunks {
+            let lanes = [chunk[0], chunk[1], chunk[2], chunk[3]];
+            chunk.copy_from_slice(&simd128::exp_nonpositive(lanes));
+        }
+        chunks
+            .into_remainder()
+            .iter_mut()
+            .for_each(|v| *v = exp_nonpositive(*v));
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    values.iter_mut().for_each(|v| *v = exp_nonpositive(*v));
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128 {
+    use core::arch::wasm32::*;
+
+    /// Four lanes of [`super::exp_nonpositive`], operation for operation.
+    #[inline]
+    pub fn exp_nonpositive(x: [f32; 4]) -> [f32; 4] {
+        let splat = f32x4_splat;
+        let x = f32x4(x[0], x[1], x[2], x[3]);
+        let below = f32x4_lt(x, splat(super::LOWEST));
+        let clamped = v128_bitselect(splat(super::LOWEST), x, below);
+        let n = f32x4_sub(
+            f32x4_add(
+                f32x4_mul(clamped, splat(super::LOG2_E)),
+                splat(super::ROUND),
+            ),
+            splat(super::ROUND),
+        );
+        let r = f32x4_sub(
+            f32x4_sub(clamped, f32x4_mul(n, splat(super::LN2_HIGH))),
+            f32x4_mul(n, splat(super::LN2_LOW)),
+        );
+        let mut p = splat(super::POLYNOMIAL[0]);
+        for &c in &super::POLYNOMIAL[1..] {
+            p = f32x4_add(f32x4_mul(p, r), splat(c));
+        }
+        let p = f32x4_add(f32x4_add(f32x4_mul(f32x4_mul(p, r), r), r), splat(1.0));
+        let scale = i32x4_shl(i32x4_add(i32x4_trunc_sat_f32x4(n), i32x4_splat(127)), 23);
+        let y = v128_bitselect(f32x4_splat(0.0), f32x4_mul(p, scale), below);
+        [
+            f32x4_extract_lane::<0>(y),
+            f32x4_extract_lane::<1>(y),
+            f32x4_extract_lane::<2>(y),
+            f32x4_extract_lane::<3>(y),
+        ]
+    }
+}
+
+/// ln(f32::MIN_POSITIVE): below it, `e^x` is under float32's smallest normal.
+const LOWEST: f32 = -87.336_55;
+const LOG2_E: f32 = std::f32::consts::LOG2_E;
+/// ln 2 split for Cody–Waite reduction: 0.693359375 is exact in 9 bits.
+const LN2_HIGH: f32 = 0.693_359_4;
+const LN2_LOW: f32 = -2.121_944_4e-4;
+/// Adding and subtracting 1.5 · 2^23 rounds to the nearest integer without a rounding instruction.
+const ROUND: f32 = 12_582_912.0;
+/// Cephes `expf`'s polynomial, highest degree first.
+const POLYNOMIAL: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_199_9e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    5.000_000_1e-1,
+];
+
 /// `e^x` for `x ≤ 0` (Cephes `expf`: Cody–Waite reduction by ln 2, a degree-7 polynomial, the power of two put in
 /// the exponent bits). Below ln(f32::MIN_POSITIVE) it returns 0; NaN stays NaN.
 #[inline]
 fn exp_nonpositive(x: f32) -> f32 {
-    const LOWEST: f32 = -87.336_55; // ln(f32::MIN_POSITIVE)
-    const LOG2_E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HIGH: f32 = 0.693_359_4; // 0.693359375, exact in 9 bits
-    const LN2_LOW: f32 = -2.121_944_4e-4;
-    // Adding and subtracting 1.5 · 2^23 rounds to the nearest integer without a rounding instruction.
-    const ROUND: f32 = 12_582_912.0;
     let clamped = if x < LOWEST { LOWEST } else { x };
     let n = (clamped * LOG2_E + ROUND) - ROUND;
     let r = clamped - n * LN2_HIGH - n * LN2_LOW;
-    let p = 1.987_569_1e-4;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
+    let p = POLYNOMIAL[1..]
+        .iter()
+        .fold(POLYNOMIAL[0], |p, &c| p * r + c);
     let p = p * r * r + r + 1.0;
     let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
     if x < LOWEST {
@@ -349,10 +553,17 @@ mod tests {
         let mut model = TypedModel::default();
         let rows = model.symbols.sym("N");
         let source = model.add_source("x", f32::fact([rows.to_dim(), 10.to_dim()]))?;
+        let row = |values: Vec<f32>| Tensor::from_shape(&[1, 10], &values);
+        let scale = model.add_const("scale", row((1..=10).map(|i| i as f32 / 7.0).collect())?)?;
+        let shift = model.add_const("shift", row((0..10).map(|i| i as f32 - 4.5).collect())?)?;
+        use tract_onnx::tract_core::ops::math;
+        let scaled = model.wire_node("scaled", math::mul(), &[source, scale])?;
+        let shifted = model.wire_node("shifted", math::add(), &[shift, scaled[0]])?;
+        let centred = model.wire_node("centred", math::sub(), &[shifted[0], shift])?;
         let softmax = model.wire_node(
             "softmax",
             Softmax::new(tvec!(1), None, SoftmaxKind::Softmax),
-            &[source],
+            &centred,
         )?;
         let argmax = model.wire_node(
             "argmax",
@@ -364,7 +575,7 @@ mod tests {
             Reduce::new(tvec!(1), Reducer::ArgMin(false)),
             &[source],
         )?;
-        model.select_output_outlets(&[softmax[0], argmax[0], argmin[0]])?;
+        model.select_output_outlets(&[softmax[0], argmax[0], argmin[0], centred[0]])?;
         let tract_plan = model.clone().into_optimized()?.into_runnable()?;
         let mut replaced = model.into_optimized()?;
         replace_row_ops(&mut replaced)?;
@@ -373,7 +584,14 @@ mod tests {
             .iter()
             .map(|n| n.op.name().to_string())
             .collect();
-        for name in ["LastAxisSoftmax", "LastAxisArgMax", "LastAxisArgMin"] {
+        for name in [
+            "LastAxisSoftmax",
+            "LastAxisArgMax",
+            "LastAxisArgMin",
+            "ConstantRowMul",
+            "ConstantRowAdd",
+            "ConstantRowSub",
+        ] {
             assert!(names.iter().any(|n| n == name), "{name} not in {names:?}");
         }
         let ours = replaced.into_runnable()?;
@@ -390,6 +608,14 @@ mod tests {
         {
             assert!((w - h).abs() <= 1e-6, "{w} vs {h}");
         }
+        // Row arithmetic is exact IEEE arithmetic, as tract's: the same bits.
+        let bits = |t: &TValue| -> TractResult<Vec<u32>> {
+            Ok(t.to_plain_array_view::<f32>()?
+                .iter()
+                .map(|v| v.to_bits())
+                .collect())
+        };
+        assert_eq!(bits(&want[3])?, bits(&have[3])?);
         for output in 1..3 {
             assert_eq!(want[output].shape(), have[output].shape());
             let cast = |t: &TValue| -> TractResult<Vec<i64>> {
