@@ -29,10 +29,14 @@ fi
 
 [ -x web/node_modules/.bin/wasm-opt ] || (cd web && npm ci --no-audit --no-fund)
 wasm_opt=web/node_modules/.bin/wasm-opt
-# The features rustc's wasm32 targets enable by default; wasm-opt must accept them. SIMD too: with the wasm
-# profile's LTO, tract-linalg's simd128 kernels stay in the module (every current browser and Node runs wasm SIMD).
+# The features rustc's wasm32 targets enable by default, and SIMD (below); wasm-opt must accept them.
 features=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals
   --enable-reference-types --enable-multivalue --enable-simd)
+
+# tract-linalg compiles its wasm kernels (matrix products, reductions, activations) only for
+# target_feature = "simd128"; without it the browser and Node builds fall back to scalar loops. Every current browser
+# and Node runs wasm SIMD.
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS:--C target-feature=+simd128}"
 
 # Both builds use the `wasm` profile (root Cargo.toml: release at opt-level "z", fat LTO, one codegen unit,
 # panic = "abort", no debug info): download size matters more than build time.

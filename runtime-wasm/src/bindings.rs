@@ -4,7 +4,8 @@
 //! (`Error`) carrying runtime-core's message.
 
 use js_sys::{
-    Array, ArrayBuffer, BigInt64Array, Float32Array, Object, Promise, Reflect, Uint8Array, JSON,
+    Array, ArrayBuffer, BigInt64Array, Float32Array, Float64Array, Object, Promise, Reflect,
+    Uint8Array, JSON,
 };
 use tern_runtime::{OutputValues, Outputs, Package};
 use wasm_bindgen::prelude::*;
@@ -13,7 +14,7 @@ use wasm_bindgen_futures::JsFuture;
 #[cfg(not(feature = "webgpu"))]
 use crate::NO_WEBGPU_BUILD;
 use crate::{
-    check_features, package_from_archive, predict_features, resolve_backend, Backend,
+    check_features, package_from_archive, predict_features_columns, resolve_backend, Backend,
     BackendRequest, WasmError,
 };
 
@@ -31,6 +32,21 @@ extern "C" {
     fn status(this: &FetchResponse) -> u16;
     #[wasm_bindgen(method, js_name = arrayBuffer, catch)]
     fn array_buffer(this: &FetchResponse) -> Result<Promise, JsValue>;
+}
+
+unsafe extern "C" {
+    /// Synthesised by the wasm linker: runs every static constructor (tract registers its kernels and ops with
+    /// `inventory`, whose registrations are constructors).
+    fn __wasm_call_ctors();
+}
+
+/// Runs the module's static constructors, once, when wasm-bindgen instantiates the module. Calling them from the
+/// module also keeps the linker from treating it as a "command" and wrapping every export in a call to them, which
+/// re-ran tract's registrations on every JS call.
+#[wasm_bindgen(start)]
+fn start() {
+    // SAFETY: the start function runs once per instance, before any other export is called.
+    unsafe { __wasm_call_ctors() }
 }
 
 fn js_error(error: WasmError) -> JsError {
@@ -318,8 +334,7 @@ impl Model {
             .answer(body, content_type, "application/json")
             .await
             .map_err(js_error)?;
-        let value = crate::parse_response(&response).map_err(js_error)?;
-        to_js(&value)
+        json_to_js(&response)
     }
 }
 
@@ -364,15 +379,15 @@ impl Model {
     /// response as an object, e.g. `{predictions: [{score, predicted_label}]}`.
     pub async fn predict(&self, features: Vec<f32>, rows: usize) -> Result<JsValue, JsError> {
         let response = match &self.engine {
-            Engine::Wasm => predict_features(&self.package, &features, rows),
+            Engine::Wasm => predict_features_columns(&self.package, &features, rows),
             #[cfg(feature = "webgpu")]
             Engine::WebGpu(_) => match self.outputs(&features, rows).await {
-                Ok(outputs) => crate::respond_json(&self.package, &outputs),
+                Ok(outputs) => crate::response::response_columns(&self.package, &outputs),
                 Err(error) => Err(error),
             },
         }
         .map_err(js_error)?;
-        to_js(&response)
+        Ok(columns_to_js(&response))
     }
 
     /// Predicts `text/csv` rows (no label column): a Promise of the SageMaker JSON response.
@@ -476,4 +491,56 @@ impl Model {
 
 fn to_js(value: &serde_json::Value) -> Result<JsValue, JsError> {
     JSON::parse(&value.to_string()).map_err(|e| JsError::new(&describe(&e)))
+}
+
+#[wasm_bindgen(inline_js = r#"
+export function tern_response(key, rows, names, lists, columns, values) {
+  const number = (v) => (Number.isFinite(v) ? v : null);
+  const records = [];
+  for (let row = 0; row < rows; row++) {
+    const record = {};
+    for (let f = 0; f < names.length; f++) {
+      const width = columns[f], at = row * width, field = values[f];
+      record[names[f]] = lists[f] ? Array.from(field.subarray(at, at + width), number) : number(field[at]);
+    }
+    records.push(record);
+  }
+  return { [key]: records };
+}
+"#)]
+extern "C" {
+    /// Builds `{key: [record, …]}` from a response's columns (see [`columns_to_js`]).
+    fn tern_response(
+        key: &str,
+        rows: usize,
+        names: Array,
+        lists: &[u8],
+        columns: &[u32],
+        values: Array,
+    ) -> JsValue;
+}
+
+/// The response as the objects `JSON.parse` makes of runtime-core's JSON text (keys in the same order, float32
+/// values widened to float64, non-finite values as `null`), built in one call into JS.
+fn columns_to_js(response: &crate::response::ResponseColumns) -> JsValue {
+    let names: Array = response
+        .fields
+        .iter()
+        .map(|f| JsValue::from_str(f.name))
+        .collect();
+    let lists: Vec<u8> = response.fields.iter().map(|f| f.list as u8).collect();
+    let columns: Vec<u32> = response.fields.iter().map(|f| f.columns as u32).collect();
+    let values: Array = response
+        .fields
+        .iter()
+        .map(|f| JsValue::from(Float64Array::from(f.values.as_slice())))
+        .collect();
+    tern_response(response.key, response.rows, names, &lists, &columns, values)
+}
+
+/// A JSON response body (runtime-core's encoder writes UTF-8) as a JS value, parsed by the engine's `JSON.parse`.
+fn json_to_js(body: &[u8]) -> Result<JsValue, JsError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| JsError::new(&format!("the JSON response is not UTF-8: {e}")))?;
+    JSON::parse(text).map_err(|e| JsError::new(&describe(&e)))
 }

@@ -19,14 +19,13 @@
 //! prediction method returns a Promise on both backends.
 
 pub mod archive;
+pub mod response;
 pub mod wasi;
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 mod bindings;
 
 use serde_json::Value;
-use tern_formats::recordio::RecordIoWriter;
-use tern_formats::Record;
 use tern_runtime::{Outputs, Package, RuntimeError};
 
 /// What the browser API can fail with; at the JS boundary each becomes an exception carrying this message.
@@ -161,55 +160,73 @@ pub fn package_from_archive(bytes: &[u8], source: &str) -> Result<Package, WasmE
 }
 
 /// Predicts `rows` rows of `features` (row-major, `feature_dim` values per row) and returns the SageMaker JSON
-/// response the native runtime gives for the same rows (`{"predictions":[…]}`).
-///
-/// The rows go through runtime-core's `/invocations` path as an `application/x-recordio-protobuf` request of dense
-/// float32 records (bit-exact, NaN kept as missing), or as `text/csv` when the manifest does not accept RecordIO.
+/// response the native runtime gives for the same rows (`{"predictions":[…]}`), parsed.
 pub fn predict_features(
     package: &Package,
     features: &[f32],
     rows: usize,
 ) -> Result<Value, WasmError> {
+    parse_response(&predict_features_json(package, features, rows)?)
+}
+
+/// The JSON text of [`predict_features`]: byte for byte what `POST /invocations` answers with
+/// `Accept: application/json` for the same rows sent as dense float32 records, errors included (a refused value
+/// names the request's record and feature). The rows run through [`Package::run`] and
+/// [`Package::encode_response`] directly, without encoding them into a request body.
+pub fn predict_features_json(
+    package: &Package,
+    features: &[f32],
+    rows: usize,
+) -> Result<Vec<u8>, WasmError> {
     check_features(package, features, rows)?;
-    let dim = package.manifest().feature_dim;
-    let accepts = &package.manifest().accepts;
-    let recordio = accepts.is_empty()
-        || accepts
-            .iter()
-            .any(|a| a.starts_with("application/x-recordio-protobuf"));
-    let row_values = |row: usize| &features[row * dim..(row + 1) * dim];
-    if recordio {
-        let mut writer = RecordIoWriter::new(Vec::with_capacity(features.len() * 6 + rows * 24));
-        for row in 0..rows {
-            writer
-                .write_record(&Record::dense(None, row_values(row).to_vec()))
-                .map_err(RuntimeError::Request)?;
-        }
-        let body = writer.into_inner().map_err(RuntimeError::Request)?;
-        predict_request(package, &body, "application/x-recordio-protobuf")
-    } else {
-        let mut body = String::with_capacity(features.len() * 10);
-        for row in 0..rows {
-            for (i, value) in row_values(row).iter().enumerate() {
-                if i > 0 {
-                    body.push(',');
-                }
-                if !value.is_nan() {
-                    body.push_str(&value.to_string());
-                }
-            }
-            body.push('\n');
-        }
-        predict_request(package, body.as_bytes(), "text/csv")
-    }
+    let response_type = package.response_type("application/json")?;
+    let outputs = run_as_request(package, features, rows)?;
+    Ok(package.encode_response(&outputs, 0..rows, response_type)?)
+}
+
+/// The rows of [`predict_features`] run through [`Package::run`] (a refused value names the request's record and
+/// feature, as `/invocations` does), their response in columns ([`response::response_columns`]).
+pub fn predict_features_columns(
+    package: &Package,
+    features: &[f32],
+    rows: usize,
+) -> Result<response::ResponseColumns, WasmError> {
+    check_features(package, features, rows)?;
+    let outputs = run_as_request(package, features, rows)?;
+    response::response_columns(package, &outputs)
+}
+
+/// [`Package::run`], with a refused value's error naming the request's record (as `/invocations` names it) rather
+/// than the run's input.
+fn run_as_request(package: &Package, features: &[f32], rows: usize) -> Result<Outputs, WasmError> {
+    package.run(features, rows).map_err(|error| {
+        WasmError::Runtime(match error {
+            RuntimeError::Record {
+                record,
+                field,
+                message,
+                ..
+            } => RuntimeError::Record {
+                source_name: "request".to_string(),
+                record,
+                field,
+                message,
+            },
+            other => other,
+        })
+    })
 }
 
 /// The SageMaker JSON response for every row of `outputs` (from [`Package::run`] or another backend's run of the
 /// same graph), as [`predict_request`] answers.
 pub fn respond_json(package: &Package, outputs: &Outputs) -> Result<Value, WasmError> {
+    parse_response(&respond_json_text(package, outputs)?)
+}
+
+/// The JSON text of [`respond_json`].
+pub fn respond_json_text(package: &Package, outputs: &Outputs) -> Result<Vec<u8>, WasmError> {
     let response_type = package.response_type("application/json")?;
-    let body = package.encode_response(outputs, 0..outputs.rows, response_type)?;
-    parse_response(&body)
+    Ok(package.encode_response(outputs, 0..outputs.rows, response_type)?)
 }
 
 /// Answers a request body of `content_type` with the SageMaker JSON response (as `POST /invocations` with
