@@ -40,12 +40,25 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${CARGO_TARGET_WASM32_UNKN
 
 # Both builds use the `wasm` profile (root Cargo.toml: release at opt-level "z", fat LTO, one codegen unit,
 # panic = "abort", no debug info): download size matters more than build time.
+# The crates a prediction's time is spent in (tract-linalg's kernels and packing, ndarray and tract-data under
+# tract's generic ops, runtime-core's row kernels) at opt-level 3 instead of the profile's "z": about twice as fast
+# for about 8% more gzipped module.
+hot_crates=(--config 'profile.wasm.package."tract-linalg".opt-level=3' --config 'profile.wasm.package.ndarray.opt-level=3'
+  --config 'profile.wasm.package."tract-data".opt-level=3' --config 'profile.wasm.package."tern-runtime".opt-level=3')
 lib="$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm/tern_wasm.wasm"
 rm -rf "$pkg.tmp"
 mkdir -p "$pkg.tmp/wasi"
-cargo build --profile wasm --target wasm32-unknown-unknown -p tern-wasm --lib
+cargo build --profile wasm "${hot_crates[@]}" --target wasm32-unknown-unknown -p tern-wasm --lib
 wasm-bindgen "$lib" --target nodejs --out-dir "$pkg.tmp/node"
-cargo build --profile wasm --target wasm32-unknown-unknown -p tern-wasm --lib --features webgpu
+# wasm-bindgen writes the crate's inline_js snippets as ES modules, which the nodejs target's CommonJS glue
+# require()s: rewrite them as CommonJS (they hold only `export function` declarations).
+for snippet in "$pkg.tmp"/node/snippets/*/*.js; do
+  [ -e "$snippet" ] || continue
+  names="$(sed -n 's/^export function \([A-Za-z0-9_$]*\).*/\1/p' "$snippet" | paste -sd, -)"
+  sed -i 's/^export function /function /' "$snippet"
+  echo "module.exports = { $names };" >> "$snippet"
+done
+cargo build --profile wasm "${hot_crates[@]}" --target wasm32-unknown-unknown -p tern-wasm --lib --features webgpu
 # The WASI runner ships without debug info (the release profile keeps line tables for native backtraces).
 CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true \
   cargo build --release --target wasm32-wasip1 -p tern-wasm --bin tern-wasi

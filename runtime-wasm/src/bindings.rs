@@ -495,15 +495,27 @@ fn to_js(value: &serde_json::Value) -> Result<JsValue, JsError> {
 
 #[wasm_bindgen(inline_js = r#"
 export function tern_response(key, rows, names, lists, columns, values) {
-  const number = (v) => (Number.isFinite(v) ? v : null);
-  const records = [];
+  // v - v is 0 exactly when v is finite: runtime-core's JSON writes NaN and infinities as null.
+  const fields = names.length;
+  const records = new Array(rows);
   for (let row = 0; row < rows; row++) {
     const record = {};
-    for (let f = 0; f < names.length; f++) {
-      const width = columns[f], at = row * width, field = values[f];
-      record[names[f]] = lists[f] ? Array.from(field.subarray(at, at + width), number) : number(field[at]);
+    for (let f = 0; f < fields; f++) {
+      const width = columns[f], field = values[f];
+      let at = row * width, value;
+      if (lists[f]) {
+        value = new Array(width);
+        for (let i = 0; i < width; i++, at++) {
+          const v = field[at];
+          value[i] = v - v === 0 ? v : null;
+        }
+      } else {
+        const v = field[at];
+        value = v - v === 0 ? v : null;
+      }
+      record[names[f]] = value;
     }
-    records.push(record);
+    records[row] = record;
   }
   return { [key]: records };
 }
