@@ -6,7 +6,7 @@
 // tern / onnxruntime-web (below 1: tern is faster or smaller).
 //
 // usage: node bench/wasm/bench.mjs      (after scripts/setup-web.sh)
-import { readFileSync, statSync, mkdtempSync, rmSync } from "node:fs";
+import { readFileSync, readdirSync, statSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, extname, join, normalize } from "node:path";
@@ -32,8 +32,11 @@ await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
 const gz = (path) => gzipSync(readFileSync(join(root, path)), { level: 9 }).length;
 const ternWasm = "web/pkg/tern_wasm_bg.wasm";
 const ortWasm = "web/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm";
+// The module's JS: wasm-bindgen's glue and the crate's inline_js snippets.
+const ternJs = ["web/pkg/tern_wasm.js", ...readdirSync(join(root, "web/pkg/snippets"), { recursive: true })
+  .filter((file) => file.endsWith(".js")).map((file) => join("web/pkg/snippets", file))];
 const sizes = {
-  tern: { raw: statSync(join(root, ternWasm)).size, gzip: gz(ternWasm) + gz("web/pkg/tern_wasm.js") },
+  tern: { raw: statSync(join(root, ternWasm)).size, gzip: gz(ternWasm) + ternJs.reduce((sum, file) => sum + gz(file), 0) },
   ort: {
     raw: statSync(join(root, ortWasm)).size,
     gzip: gz(ortWasm) + gz("web/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs")

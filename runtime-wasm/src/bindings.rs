@@ -4,8 +4,8 @@
 //! (`Error`) carrying runtime-core's message.
 
 use js_sys::{
-    Array, ArrayBuffer, BigInt64Array, Float32Array, Float64Array, Object, Promise, Reflect,
-    Uint8Array, JSON,
+    Array, ArrayBuffer, BigInt64Array, Float32Array, Float64Array, Promise, Reflect, Uint8Array,
+    JSON,
 };
 use tern_runtime::{OutputValues, Outputs, Package};
 use wasm_bindgen::prelude::*;
@@ -435,31 +435,30 @@ impl Model {
     /// (integer outputs), row-major.
     pub async fn run(&self, features: Vec<f32>, rows: usize) -> Result<JsValue, JsError> {
         let outputs = self.outputs(&features, rows).await.map_err(js_error)?;
-        let list = Array::new();
-        for output in &outputs.outputs {
-            let entry = Object::new();
-            let shape: Array = output
-                .shape
-                .iter()
-                .map(|&d| JsValue::from(d as f64))
-                .collect();
-            let values: JsValue = match &output.values {
-                OutputValues::F32(values) => Float32Array::from(values.as_slice()).into(),
-                OutputValues::I64(values) => BigInt64Array::from(values.as_slice()).into(),
-            };
-            for (key, value) in [
-                ("name", JsValue::from_str(&output.name)),
-                ("shape", shape.into()),
-                ("values", values),
-            ] {
-                Reflect::set(&entry, &key.into(), &value)
-                    .map_err(|e| JsError::new(&describe(&e)))?;
-            }
-            list.push(&entry);
-        }
-        let result = Object::new();
-        Reflect::set(&result, &"outputs".into(), &list).map_err(|e| JsError::new(&describe(&e)))?;
-        Ok(result.into())
+        let names: Array = outputs
+            .outputs
+            .iter()
+            .map(|output| JsValue::from_str(&output.name))
+            .collect();
+        let ranks: Vec<u32> = outputs
+            .outputs
+            .iter()
+            .map(|output| output.shape.len() as u32)
+            .collect();
+        let shapes: Vec<f64> = outputs
+            .outputs
+            .iter()
+            .flat_map(|output| output.shape.iter().map(|&d| d as f64))
+            .collect();
+        let values: Array = outputs
+            .outputs
+            .iter()
+            .map(|output| match &output.values {
+                OutputValues::F32(values) => JsValue::from(Float32Array::from(values.as_slice())),
+                OutputValues::I64(values) => JsValue::from(BigInt64Array::from(values.as_slice())),
+            })
+            .collect();
+        Ok(tern_outputs(names, &ranks, &shapes, values))
     }
 
     /// The backend the graph runs on: `"webgpu"` or `"wasm"`.
@@ -494,6 +493,14 @@ fn to_js(value: &serde_json::Value) -> Result<JsValue, JsError> {
 }
 
 #[wasm_bindgen(inline_js = r#"
+export function tern_outputs(names, ranks, shapes, values) {
+  const outputs = [];
+  for (let i = 0, at = 0; i < names.length; at += ranks[i], i++) {
+    outputs.push({ name: names[i], shape: Array.from(shapes.subarray(at, at + ranks[i])), values: values[i] });
+  }
+  return { outputs };
+}
+
 export function tern_response(key, rows, names, lists, columns, values) {
   // v - v is 0 exactly when v is finite: runtime-core's JSON writes NaN and infinities as null.
   const fields = names.length;
@@ -521,6 +528,9 @@ export function tern_response(key, rows, names, lists, columns, values) {
 }
 "#)]
 extern "C" {
+    /// Builds `{outputs: [{name, shape, values}]}`: output `i`'s shape is the next `ranks[i]` values of `shapes`.
+    fn tern_outputs(names: Array, ranks: &[u32], shapes: &[f64], values: Array) -> JsValue;
+
     /// Builds `{key: [record, …]}` from a response's columns (see [`columns_to_js`]).
     fn tern_response(
         key: &str,
