@@ -6,6 +6,7 @@
 // tern / onnxruntime-web (below 1: tern is faster or smaller).
 //
 // usage: node bench/wasm/bench.mjs      (after scripts/setup-web.sh)
+// What makes up tern's module: python3 bench/wasm/sizes.py "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm/tern_wasm.wasm"
 import { readFileSync, readdirSync, statSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
