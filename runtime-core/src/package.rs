@@ -276,7 +276,7 @@ impl Package {
             .collect();
         let mut seen_rows = 0;
         for batch in features.chunks(BATCH_ROWS * dim.max(1)) {
-            let batch_rows = if dim == 0 { rows } else { batch.len() / dim };
+            let batch_rows = batch.len().checked_div(dim).unwrap_or(rows);
             let input = Tensor::from_shape(&[batch_rows, dim], batch).map_err(run_error)?;
             let results = self
                 .plan

@@ -175,7 +175,6 @@ impl EvalOp for ConstantRowOp {
             output.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?,
             &row,
             self.arithmetic,
-            self.varying == 1,
         );
         Ok(tvec!(output.into_tvalue()))
     }
@@ -190,20 +189,19 @@ impl TypedOp for ConstantRowOp {
     as_op!();
 }
 
-/// `values ∘ row` row by row, in place (`row ∘ values` when `row_first`).
-pub fn constant_row(values: &mut [f32], row: &[f32], arithmetic: Arithmetic, row_first: bool) {
+/// `values ∘ row` row by row, in place.
+pub fn constant_row(values: &mut [f32], row: &[f32], arithmetic: Arithmetic) {
     if row.is_empty() {
         return;
     }
     for chunk in values.chunks_mut(row.len()) {
         let pairs = chunk.iter_mut().zip(row);
-        match (arithmetic, row_first) {
-            (Arithmetic::Add, false) => pairs.for_each(|(x, &c)| *x += c),
-            (Arithmetic::Add, true) => pairs.for_each(|(x, &c)| *x = c + *x),
-            (Arithmetic::Sub, _) => pairs.for_each(|(x, &c)| *x -= c),
-            (Arithmetic::Mul, false) => pairs.for_each(|(x, &c)| *x *= c),
-            (Arithmetic::Mul, true) => pairs.for_each(|(x, &c)| *x = c * *x),
-            (Arithmetic::Div, _) => pairs.for_each(|(x, &c)| *x /= c),
+        // IEEE addition and multiplication are commutative: `c + x` and `c * x` are `x + c` and `x * c`.
+        match arithmetic {
+            Arithmetic::Add => pairs.for_each(|(x, &c)| *x += c),
+            Arithmetic::Sub => pairs.for_each(|(x, &c)| *x -= c),
+            Arithmetic::Mul => pairs.for_each(|(x, &c)| *x *= c),
+            Arithmetic::Div => pairs.for_each(|(x, &c)| *x /= c),
         }
     }
 }
@@ -394,7 +392,7 @@ const POLYNOMIAL: [f32; 6] = [
     8.333_452e-3,
     4.166_579_6e-2,
     1.666_666_5e-1,
-    5.000_000_1e-1,
+    0.5, // Cephes' 5.0000001201e-1, rounded to float32
 ];
 
 /// `e^x` for `x ≤ 0` (Cephes `expf`: Cody–Waite reduction by ln 2, a degree-7 polynomial, the power of two put in
