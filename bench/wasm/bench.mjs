@@ -1,9 +1,9 @@
 // tern's wasm runtime vs onnxruntime-web (npm, wasm backend, one thread) in the same headless Chromium, on the
 // packages scripts/build-web.sh writes (web/models/digits: Linear Learner multiclass fp32, 64 features;
 // web/models/breast_cancer: Linear Learner binary int8, 30 features). Prints latency per call at batch 1 and 256
-// (median of 15 timed blocks, each repeating the call for at least 20 ms, after 20 warm-up calls; rows cycled
-// from the package's held-out rows) and gzipped .wasm sizes, as ratios
-// tern / onnxruntime-web (below 1: tern is faster or smaller).
+// (median of 15 timed blocks, each repeating the call for at least 20 ms, after 20 warm-up calls and 200 ms more of
+// them; rows cycled from the package's held-out rows) and gzipped .wasm sizes, as ratios tern / onnxruntime-web
+// (below 1: tern is faster or smaller).
 //
 // usage: node bench/wasm/bench.mjs      (after scripts/setup-web.sh)
 // What makes up tern's module: python3 bench/wasm/sizes.py "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm/tern_wasm.wasm"
