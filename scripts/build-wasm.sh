@@ -60,7 +60,9 @@ for snippet in "$pkg.tmp"/node/snippets/*/*.js; do
 done
 cargo build --profile wasm "${hot_crates[@]}" --target wasm32-unknown-unknown -p tern-wasm --lib --features webgpu
 # The WASI runner ships without debug info (the release profile keeps line tables for native backtraces).
+# SIMD too: wasmtime, wasmer and WasmEdge run it, and tract-linalg's wasm kernels exist only with it.
 CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true \
+  CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="${CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS:--C target-feature=+simd128}" \
   cargo build --release --target wasm32-wasip1 -p tern-wasm --bin tern-wasi
 
 wasm-bindgen "$lib" --target web --out-dir "$pkg.tmp/web"
@@ -68,6 +70,8 @@ wasm-bindgen "$lib" --target web --out-dir "$pkg.tmp/web"
 # size matters; the Node build (conformance) and the WASI runner ship as rustc and wasm-bindgen leave them.
 "$wasm_opt" -O3 "${features[@]}" "$pkg.tmp/web/tern_wasm_bg.wasm" -o "$pkg.tmp/web/tern_wasm_bg.wasm.opt"
 mv "$pkg.tmp/web/tern_wasm_bg.wasm.opt" "$pkg.tmp/web/tern_wasm_bg.wasm"
+# The package's browser entry: the module behind a WebAssembly SIMD check (runtime-wasm/js/).
+cp runtime-wasm/js/index.js runtime-wasm/js/index.d.ts "$pkg.tmp/web/"
 cp "$CARGO_TARGET_DIR/wasm32-wasip1/release/tern-wasi.wasm" "$pkg.tmp/wasi/tern-wasi.wasm"
 
 crate_version="$(awk -F'"' '/^version = / { print $2; exit }' Cargo.toml)"
@@ -79,13 +83,13 @@ cat > "$pkg.tmp/package.json" <<EOF
   "license": "Apache-2.0",
   "type": "module",
   "main": "./node/tern_wasm.js",
-  "module": "./web/tern_wasm.js",
-  "types": "./web/tern_wasm.d.ts",
+  "module": "./web/index.js",
+  "types": "./web/index.d.ts",
   "exports": {
     ".": {
-      "types": "./web/tern_wasm.d.ts",
+      "types": "./web/index.d.ts",
       "node": "./node/tern_wasm.js",
-      "default": "./web/tern_wasm.js"
+      "default": "./web/index.js"
     },
     "./wasi/tern-wasi.wasm": "./wasi/tern-wasi.wasm"
   },

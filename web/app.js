@@ -2,7 +2,7 @@
 // the wasm CPU backend (the switch at the top), and predicts from a drawing pad and an editable row. Predictions are
 // asynchronous (a GPU's results come back through a Promise). The last request of each panel is kept in
 // window.ternDemo.last, `seq` counts finished predictions and `inflight` the running ones, for the browser tests.
-import init, { Model } from "./pkg/tern_wasm.js";
+import init, { Model } from "./pkg/index.js";
 
 const CANCER_FEATURES = [
   "mean radius", "mean texture", "mean perimeter", "mean area", "mean smoothness", "mean compactness",
@@ -234,17 +234,8 @@ async function renderCancer() {
 }
 
 // ---- start -------------------------------------------------------------------------------------------------------
-// The smallest module using a v128 value (i8x16.splat, i8x16.popcnt): it validates only where WebAssembly SIMD,
-// which tern's module is built with, is supported.
-const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0,
-  65, 0, 253, 15, 253, 98, 11]);
-
 async function main() {
-  if (!WebAssembly.validate(SIMD_PROBE)) {
-    throw new Error("this browser has no WebAssembly SIMD, which tern's wasm module needs "
-      + "(current Chrome, Edge, Firefox and Safari 16.4 or later have it)");
-  }
-  await init();
+  await init(); // throws, saying so, where the browser has no WebAssembly SIMD
   const [digitsText, cancerText] = await Promise.all([
     fetchText("models/digits/rows.csv"),
     fetchText("models/breast_cancer/rows.csv"),

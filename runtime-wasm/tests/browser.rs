@@ -17,7 +17,7 @@ fn demo_page_predicts_as_the_native_runtime() {
     let root = common::repo_root();
     let web = root.join("web");
     for needed in [
-        "pkg/tern_wasm.js",
+        "pkg/index.js",
         "models/digits/manifest.json",
         "models/breast_cancer/manifest.json",
     ] {

@@ -240,3 +240,18 @@ fn node_build_answers_as_the_native_runtime_and_throws_its_messages() {
         expect("not_an_archive", &["archive: byte offset 0", "checksum"]);
     }
 }
+
+/// The browser entry (pkg/web/index.js) refuses to load, saying why, in an engine without WebAssembly SIMD, and
+/// re-exports the module's API (runtime-wasm/node/simd_check.mjs).
+#[test]
+fn browser_entry_refuses_engines_without_wasm_simd() {
+    common::built("web/index.js");
+    let script = common::repo_root().join("runtime-wasm/node/simd_check.mjs");
+    let run = Command::new("node").arg(&script).output().unwrap();
+    assert!(
+        run.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
