@@ -10,6 +10,7 @@ use crate::error::RuntimeError;
 use crate::manifest::{Manifest, ResponseShape, MANIFEST_VERSION};
 
 mod row_ops;
+mod small_matmul;
 
 /// The largest number of rows one graph run takes; [`Package::run`] splits larger inputs into batches of this size.
 pub const BATCH_ROWS: usize = 1024;
@@ -201,9 +202,14 @@ impl Package {
                 f32::fact([batch.to_dim(), manifest.feature_dim.to_dim()]).into(),
             )
             .map_err(|e| graph_error(format!("{e:#}")))?;
+        // tract's into_optimized (declutter, then codegen), with tern's kernels swapped in: small constant matrix
+        // products before codegen, row ops after.
         let plan = model
-            .into_optimized()
+            .into_typed()
             .and_then(|mut typed| {
+                typed.declutter()?;
+                small_matmul::replace_small_matmuls(&mut typed)?;
+                typed.optimize()?;
                 row_ops::replace_row_ops(&mut typed)?;
                 typed.into_runnable()
             })
