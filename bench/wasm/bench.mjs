@@ -7,28 +7,14 @@
 //
 // usage: node bench/wasm/bench.mjs      (after scripts/setup-web.sh)
 // What makes up tern's module: python3 bench/wasm/sizes.py "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm/tern_wasm.wasm"
-import { readFileSync, readdirSync, statSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:http";
-import { tmpdir } from "node:os";
-import { dirname, extname, join, normalize } from "node:path";
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
-import { chromium } from "../../web/node_modules/playwright-core/index.mjs";
+import { inside, launchChromium, serve } from "../../web/tests/chromium.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm" };
-const server = createServer((request, response) => {
-  const file = join(root, normalize(decodeURIComponent(new URL(request.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, ""));
-  try {
-    const body = readFileSync(file);
-    response.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" });
-    response.end(body);
-  } catch {
-    response.writeHead(404);
-    response.end();
-  }
-});
-await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+const server = await serve((path) => inside(root, path));
 
 const gz = (path) => gzipSync(readFileSync(join(root, path)), { level: 9 }).length;
 const ternWasm = "web/pkg/tern_wasm_bg.wasm";
@@ -45,14 +31,9 @@ const sizes = {
   },
 };
 
-const userDataDir = mkdtempSync(join(tmpdir(), "tern-bench-"));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--enable-unsafe-webgpu"],
-});
+const browser = await launchChromium();
 try {
-  const page = context.pages()[0] ?? (await context.newPage());
+  const { page } = browser;
   await page.goto(`http://127.0.0.1:${server.address().port}/bench/wasm/bench.html`);
   await page.waitForFunction(() => window.benchReady, null, { timeout: 60000 });
   const results = await page.evaluate(() => window.bench(["digits", "breast_cancer"], [1, 256], 15));
@@ -68,7 +49,6 @@ try {
     + `onnxruntime-web ${kib(sizes.ort.raw)} raw, ${kib(sizes.ort.gzip)} gzipped (+ JS); `
     + `ratio gzipped ${(sizes.tern.gzip / sizes.ort.gzip).toFixed(2)}x`);
 } finally {
-  await context.close();
+  await browser.close();
   server.close();
-  rmSync(userDataDir, { recursive: true, force: true });
 }

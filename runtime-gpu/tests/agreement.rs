@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use tern_compiler::{compile, CompileOptions};
+mod common;
+
+use common::gpu;
 use tern_gpu::{Gpu, GpuError, GpuModel};
 use tern_runtime::onnx::ModelProto;
 use tern_runtime::{OutputValues, Package, Precision};
@@ -25,29 +28,6 @@ fn repo_root() -> PathBuf {
         .parent()
         .expect("runtime-gpu/ sits in the repository")
         .to_path_buf()
-}
-
-/// The device, or `None` (after printing why) when no adapter exists and the environment does not require one.
-fn gpu() -> Option<Gpu> {
-    match pollster::block_on(Gpu::request()) {
-        Ok(gpu) => {
-            eprintln!("GPU adapter: {}", gpu.adapter);
-            Some(gpu)
-        }
-        Err(error) => {
-            let required = std::env::var("TERN_REQUIRE_GPU").is_ok_and(|v| v == "1")
-                || std::env::var_os("CI").is_some();
-            assert!(
-                !required,
-                "{error} (TERN_REQUIRE_GPU=1 or CI is set, so a GPU adapter is required; XDG_RUNTIME_DIR={:?})",
-                std::env::var("XDG_RUNTIME_DIR").ok()
-            );
-            eprintln!(
-                "SKIPPED: {error}; set XDG_RUNTIME_DIR and run scripts/setup-gpu.sh (TERN_REQUIRE_GPU=1 makes this a failure)"
-            );
-            None
-        }
-    }
 }
 
 fn read_csv(path: &Path) -> Dataset {

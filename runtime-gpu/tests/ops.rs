@@ -5,7 +5,10 @@
 //! Needs a GPU adapter (lavapipe without a GPU, XDG_RUNTIME_DIR set); without one the test prints why and returns,
 //! unless `TERN_REQUIRE_GPU=1` or `CI` is set, where it fails.
 
-use tern_gpu::{Gpu, GpuModel};
+mod common;
+
+use common::gpu;
+use tern_gpu::GpuModel;
 use tern_runtime::onnx::{
     data_type, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
     ValueInfoProto,
@@ -13,19 +16,6 @@ use tern_runtime::onnx::{
 use tern_runtime::OutputValues;
 
 const COLUMNS: usize = 5;
-
-fn gpu() -> Option<Gpu> {
-    match pollster::block_on(Gpu::request()) {
-        Ok(gpu) => Some(gpu),
-        Err(error) => {
-            let required = std::env::var("TERN_REQUIRE_GPU").is_ok_and(|v| v == "1")
-                || std::env::var_os("CI").is_some();
-            assert!(!required, "{error} (a GPU adapter is required here)");
-            eprintln!("SKIPPED: {error}");
-            None
-        }
-    }
-}
 
 /// x [N, 5] → sums (inclusive; exclusive reversed; integer reversed) and, with the row's ranking from TopK,
 /// GatherElements (indices as TopK returns them, and the same indices minus 5: negative, counting from the end).

@@ -14,15 +14,13 @@
 //   {"ok": true, "backend": "wasm"|"webgpu", "fallbackReason": "…"|null}   or   {"ok": false, "error": "…"}
 // Before the first job it writes {"ready": true, "webgpu": {"navigator_gpu": bool, "adapter": "<description>"|null}}.
 // Exits when stdin closes. Needs scripts/setup-web.sh (chromium, web/node_modules/playwright-core, the wasm build).
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
-import { tmpdir } from "node:os";
 import { createInterface } from "node:readline";
-import { dirname, extname, join, resolve, sep } from "node:path";
+import { writeFileSync } from "node:fs";
+import { dirname, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
+import { inside, launchChromium, serve } from "../../web/tests/chromium.mjs";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "../..");
-const { chromium } = await import(join(repo, "web/node_modules/playwright-core/index.mjs"));
 
 const [rootArg] = process.argv.slice(2);
 if (!rootArg) {
@@ -31,7 +29,6 @@ if (!rootArg) {
 }
 const root = resolve(rootArg);
 const pkg = join(repo, "runtime-wasm/pkg/web");
-const TYPES = { ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
 
 // The page: imports the module, then runs jobs handed over by page.evaluate.
 const PAGE = `<!doctype html><meta charset="utf-8"><title>tern conformance</title>
@@ -77,47 +74,24 @@ try {
 }
 </script>`;
 
-/** Serves the page, the wasm package, and files under `root` (GET /files/<absolute path>). */
-function serve() {
-  const server = createServer((request, response) => {
-    const path = decodeURIComponent(new URL(request.url, "http://x").pathname);
-    let file = null;
-    if (path === "/" || path === "/index.html") {
-      response.writeHead(200, { "content-type": "text/html" });
-      response.end(PAGE);
-      return;
-    } else if (path.startsWith("/pkg/")) {
-      file = resolve(pkg, "." + path.slice(4));
-      if (!file.startsWith(pkg + sep)) file = null;
-    } else if (path.startsWith("/files/")) {
-      file = resolve(path.slice(6));
-      if (!file.startsWith(root + sep)) file = null;
-    }
-    try {
-      if (file === null || !statSync(file).isFile()) throw new Error("not served");
-      response.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" });
-      response.end(readFileSync(file));
-    } catch {
-      response.writeHead(404);
-      response.end();
-    }
-  });
-  return new Promise((done) => server.listen(0, "127.0.0.1", () => done(server)));
+/** The page, the wasm package, and files under `root` (GET /files/<absolute path>); null: not served. */
+function route(path) {
+  if (path === "/" || path === "/index.html") return { body: PAGE, type: "text/html" };
+  if (path.startsWith("/pkg/")) return inside(pkg, path.slice(4));
+  if (path.startsWith("/files/")) {
+    const file = resolve(path.slice(6));
+    return file.startsWith(root + sep) ? file : null;
+  }
+  return null;
 }
 
 const say = (value) => process.stdout.write(JSON.stringify(value) + "\n");
 
-const server = await serve();
-const userDataDir = mkdtempSync(join(tmpdir(), "tern-conformance-chromium-"));
-let context = null;
+const server = await serve(route);
+let browser = null;
 try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--enable-unsafe-webgpu", "--disable-background-networking", "--disable-component-update",
-      "--disable-sync", "--no-first-run", "--disable-quic"],
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
+  browser = await launchChromium();
+  const { page } = browser;
   const pageErrors = [];
   page.on("pageerror", (error) => pageErrors.push(error.message));
   await page.goto(`http://127.0.0.1:${server.address().port}/`);
@@ -146,7 +120,6 @@ try {
   console.error(`run_packages.mjs: ${error.message}`);
   process.exitCode = 1;
 } finally {
-  if (context) await context.close();
+  if (browser) await browser.close();
   server.close();
-  rmSync(userDataDir, { recursive: true, force: true });
 }

@@ -6,12 +6,10 @@
 // usage: node web/tests/demo.mjs <results.json> <screenshot.png>
 // results.json: {"cases":[{"model":"digits"|"cancer","step":…,"backend":…,"features":[…],"response":{…}}],
 //                "webgpu":{"navigator_gpu":bool,"adapter":bool}, "status":[…]}
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, statSync } from "node:fs";
-import { createServer } from "node:http";
-import { tmpdir } from "node:os";
-import { dirname, extname, join, normalize } from "node:path";
+import { writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { inside, launchChromium, serve } from "./chromium.mjs";
 
 const [resultsPath, screenshotPath] = process.argv.slice(2);
 if (!screenshotPath) {
@@ -19,36 +17,10 @@ if (!screenshotPath) {
   process.exit(2);
 }
 const webRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".wasm": "application/wasm",
-  ".json": "application/json", ".csv": "text/csv", ".onnx": "application/octet-stream" };
 
-/** A static file server for web/ on an ephemeral loopback port. */
-function serve() {
-  const server = createServer((request, response) => {
-    const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
-    let file = join(webRoot, path);
-    try {
-      if (statSync(file).isDirectory()) file = join(file, "index.html");
-      const body = readFileSync(file);
-      response.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" });
-      response.end(body);
-    } catch {
-      response.writeHead(404);
-      response.end();
-    }
-  });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
-}
-
-const server = await serve();
-const userDataDir = mkdtempSync(join(tmpdir(), "tern-chromium-"));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--enable-unsafe-webgpu"],
-  viewport: { width: 1180, height: 1100 },
-});
-const page = context.pages()[0] ?? (await context.newPage());
+const server = await serve((path) => inside(webRoot, path));
+const browser = await launchChromium({ viewport: { width: 1180, height: 1100 } });
+const { page } = browser;
 const consoleErrors = [];
 page.on("console", (message) => message.type() === "error" && consoleErrors.push(message.text()));
 page.on("pageerror", (error) => consoleErrors.push(error.message));
@@ -117,7 +89,6 @@ try {
   await page.screenshot({ path: screenshotPath, fullPage: true }).catch(() => {});
   process.exitCode = 1;
 } finally {
-  await context.close();
+  await browser.close();
   server.close();
-  rmSync(userDataDir, { recursive: true, force: true });
 }

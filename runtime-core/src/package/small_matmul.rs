@@ -257,8 +257,7 @@ fn block<const V: usize, const R: usize>(
         }
     }
     for (r, acc_row) in acc.iter().enumerate() {
-        let flat: Vec<f32> = acc_row.iter().flatten().copied().collect();
-        out[r * m..(r + 1) * m].copy_from_slice(&flat[..m]);
+        out[r * m..(r + 1) * m].copy_from_slice(&acc_row.as_flattened()[..m]);
     }
 }
 
