@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds tern's wasm runtime (runtime-wasm, crate tern-wasm) into runtime-wasm/pkg/ (git-ignored):
-#   pkg/web/   ES module for browsers (wasm-bindgen --target web), with the WebGPU backend (feature `webgpu`)
-#   pkg/node/  CommonJS module for Node (wasm-bindgen --target nodejs), the wasm CPU backend only: Node has no
-#              WebGPU, and a build without wgpu cannot reach it
+#   pkg/web/   ES module for browsers (wasm-bindgen --target web), with the WebGPU backend (feature `webgpu`) and
+#              tern's interpreter as the wasm CPU engine (no tract: download size; TERN_WASM_TRACT=1 builds it with
+#              tract as the CPU engine instead, about 8x the size)
+#   pkg/node/  CommonJS module for Node (wasm-bindgen --target nodejs), the wasm CPU backend only, on tract: Node
+#              has no WebGPU, and a build without wgpu cannot reach it
 #   pkg/wasi/tern-wasi.wasm   the wasm32-wasip1 stdin/stdout runner for wasmtime and other WASI hosts
 #   pkg/package.json          the npm package (exports: node → node/, browsers → web/; types in .d.ts)
 # Installs what it needs idempotently: the rust targets, wasm-bindgen-cli at the version Cargo.lock pins, and
@@ -58,7 +60,9 @@ for snippet in "$pkg.tmp"/node/snippets/*/*.js; do
   sed -i 's/^export function /function /' "$snippet"
   echo "module.exports = { $names };" >> "$snippet"
 done
-cargo build --profile wasm "${hot_crates[@]}" --target wasm32-unknown-unknown -p tern-wasm --lib --features webgpu
+web_features=(--no-default-features --features webgpu)
+[ "${TERN_WASM_TRACT:-0}" = 1 ] && web_features=(--features webgpu)
+cargo build --profile wasm "${hot_crates[@]}" --target wasm32-unknown-unknown -p tern-wasm --lib "${web_features[@]}"
 # The WASI runner ships without debug info (the release profile keeps line tables for native backtraces).
 # SIMD too: wasmtime, wasmer and WasmEdge run it, and tract-linalg's wasm kernels exist only with it.
 CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true \

@@ -1,4 +1,6 @@
 """tern-runtime vs onnxruntime on the same packages, and a compiled tree ensemble vs xgboost's own predict.
+tern-runtime runs each package on both of its engines: tract (the native default) and tern's interpreter (the
+browser build's engine).
 
 Run through bench/runtime/run.sh. Packages, built fresh in $TERN_BENCH_CACHE/runtime (default ~/.cache/tern-bench):
 - linear-learner binary classifier trained by `tern train` on examples/breast_cancer (30 features), fp32;
@@ -49,8 +51,8 @@ def time_calls(call, rows, batch, runs):
     return times[len(times) // 2], times[min(len(times) * 99 // 100, len(times) - 1)]
 
 
-def tern_times(timer, package, rows_file, rows, batch, runs):
-    out = subprocess.run([timer, package, rows_file, str(rows), str(batch), str(runs)], check=True,
+def tern_times(timer, package, rows_file, rows, batch, runs, engine):
+    out = subprocess.run([timer, package, rows_file, str(rows), str(batch), str(runs), engine], check=True,
                          capture_output=True, text=True).stdout
     result = json.loads(out)
     return result["median_us"] / 1e6, result["p99_us"] / 1e6
@@ -116,18 +118,22 @@ def main():
         peers = {"onnxruntime": ort_call}
         if booster is not None:
             peers["xgboost predict"] = lambda chunk: booster.inplace_predict(chunk)
-        tern_lat = tern_times(timer, package, rows_file, len(rows), 1, LATENCY_RUNS)
-        tern_thr = tern_times(timer, package, rows_file, len(rows), BATCH, THROUGHPUT_RUNS)
+        tern = {}
+        for engine in ("tract", "interpreter"):
+            tern[engine] = (tern_times(timer, package, rows_file, len(rows), 1, LATENCY_RUNS, engine),
+                            tern_times(timer, package, rows_file, len(rows), BATCH, THROUGHPUT_RUNS, engine))
         print(f"\n{name}")
-        print(f"  {'engine':<16} {'p50 latency':>12} {'p99 latency':>12} {'rows/s @1024':>14}")
-        print(f"  {'tern-runtime':<16} {tern_lat[0] * 1e6:>10.1f}us {tern_lat[1] * 1e6:>10.1f}us "
-              f"{BATCH / tern_thr[0]:>14,.0f}")
+        print(f"  {'engine':<22} {'p50 latency':>12} {'p99 latency':>12} {'rows/s @1024':>14}")
+        for engine, (lat, thr) in tern.items():
+            print(f"  {'tern ' + engine:<22} {lat[0] * 1e6:>10.1f}us {lat[1] * 1e6:>10.1f}us "
+                  f"{BATCH / thr[0]:>14,.0f}")
         for peer, call in peers.items():
             lat = time_calls(call, rows, 1, LATENCY_RUNS)
             thr = time_calls(call, rows, BATCH, THROUGHPUT_RUNS)
-            print(f"  {peer:<16} {lat[0] * 1e6:>10.1f}us {lat[1] * 1e6:>10.1f}us {BATCH / thr[0]:>14,.0f}")
-            print(f"  ratio tern/{peer}: latency {tern_lat[0] / lat[0]:.2f}x (target <= 1.2x), "
-                  f"throughput {thr[0] / tern_thr[0]:.2f}x")
+            print(f"  {peer:<22} {lat[0] * 1e6:>10.1f}us {lat[1] * 1e6:>10.1f}us {BATCH / thr[0]:>14,.0f}")
+            for engine, (tern_lat, tern_thr) in tern.items():
+                print(f"  ratio tern {engine}/{peer}: latency {tern_lat[0] / lat[0]:.2f}x (target <= 1.2x), "
+                      f"throughput {thr[0] / tern_thr[0]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@
 //!
 //! The first byte picks the shape of the input: even → `[u16 manifest length][manifest][graph]`, both fuzzed;
 //! odd → the rest is the graph, under a well-formed manifest whose `graph_sha256` matches it, so the fuzzer reaches
-//! the ONNX decoder, the schema checks and tract's graph preparation instead of stopping at the digest.
+//! the ONNX decoder, the schema checks and the engine's graph preparation instead of stopping at the digest. Its
+//! second bit picks the engine: tract, or tern's interpreter (the browser's), whose plan typing and kernels then
+//! see arbitrary graphs.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
-use tern_runtime::Package;
+use tern_runtime::{EngineKind, Package};
 
 fn manifest_for(graph: &[u8]) -> String {
     let digest: String = Sha256::digest(graph).iter().map(|b| format!("{b:02x}")).collect();
@@ -40,6 +42,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
+    let engine = if mode & 2 == 0 {
+        EngineKind::Tract
+    } else {
+        EngineKind::Interpreter
+    };
     let loaded = if mode % 2 == 0 {
         if rest.len() < 2 {
             return;
@@ -47,9 +54,9 @@ fuzz_target!(|data: &[u8]| {
         let length = u16::from_le_bytes([rest[0], rest[1]]) as usize;
         let body = &rest[2..];
         let (manifest, graph) = body.split_at(length.min(body.len()));
-        Package::from_bytes(manifest, graph)
+        Package::from_bytes_with(manifest, graph, engine)
     } else {
-        Package::from_bytes(manifest_for(rest).as_bytes(), rest)
+        Package::from_bytes_with(manifest_for(rest).as_bytes(), rest, engine)
     };
     if let Ok(package) = loaded {
         let _ = package.invoke(b"1,2,3\n0.5,nan,-1\n", "text/csv", "application/json");

@@ -1,7 +1,7 @@
 //! Times a package in tern-runtime for bench/runtime: latency of single-row runs and throughput of batched runs.
 //!
-//! `time_package <package-dir> <features.f32> <rows> <batch> <runs>`: `features.f32` holds `rows × feature_dim`
-//! little-endian float32 values. Each of `runs` timed calls runs `batch` consecutive rows (wrapping around the
+//! `time_package <package-dir> <features.f32> <rows> <batch> <runs> [tract|interpreter]`: `features.f32` holds
+//! `rows × feature_dim` little-endian float32 values; the last argument picks the engine (default: the build's). Each of `runs` timed calls runs `batch` consecutive rows (wrapping around the
 //! file), after one untimed warm-up call. Prints one JSON object: `{"batch", "runs", "median_us", "p99_us",
 //! "rows_per_s"}` (throughput from the median call).
 
@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use serde_json::json;
-use tern_runtime::Package;
+use tern_runtime::{EngineKind, Package};
 
 fn parse_count(name: &str, text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
@@ -22,12 +22,22 @@ fn parse_count(name: &str, text: &str) -> Result<usize, String> {
 }
 
 fn run(args: &[String]) -> Result<String, String> {
-    let [package, features, rows, batch, runs] = args else {
-        return Err(
-            "usage: time_package <package-dir> <features.f32> <rows> <batch> <runs>".to_string(),
-        );
+    let usage = "usage: time_package <package-dir> <features.f32> <rows> <batch> <runs> [tract|interpreter]";
+    let (engine, args) = match args {
+        [rest @ .., last] if args.len() == 6 => {
+            let engine = match last.as_str() {
+                "tract" => EngineKind::Tract,
+                "interpreter" => EngineKind::Interpreter,
+                other => return Err(format!("engine {other:?}: expected tract or interpreter")),
+            };
+            (engine, rest)
+        }
+        _ => (EngineKind::DEFAULT, args),
     };
-    let package = Package::load(Path::new(package)).map_err(|e| e.to_string())?;
+    let [package, features, rows, batch, runs] = args else {
+        return Err(usage.to_string());
+    };
+    let package = Package::load_with(Path::new(package), engine).map_err(|e| e.to_string())?;
     let dim = package.manifest().feature_dim;
     let (rows, batch, runs) = (
         parse_count("rows", rows)?,

@@ -12,13 +12,17 @@
 
 pub mod error;
 pub mod gpu_ops;
+pub mod interpreter;
 pub mod invoke;
 pub mod manifest;
 pub mod onnx;
 pub mod ops;
 pub mod package;
+pub mod plan;
+pub mod row_kernels;
+pub mod small_matmul;
 
 pub use error::RuntimeError;
 pub use invoke::{DecodedRequest, ResponseType};
 pub use manifest::{Manifest, Precision, ResponseShape, TensorSpec, Tolerance};
-pub use package::{Output, OutputValues, Outputs, Package, BATCH_ROWS};
+pub use package::{EngineKind, Output, OutputValues, Outputs, Package, BATCH_ROWS};

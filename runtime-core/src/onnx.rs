@@ -263,6 +263,41 @@ impl ModelProto {
     pub fn from_bytes(bytes: &[u8]) -> Result<ModelProto, prost::DecodeError> {
         ModelProto::decode(bytes)
     }
+
+    /// An ai.onnx opset 17 model of `nodes` over one float input `input` of `[N, columns]` (`N` symbolic), with
+    /// `initializers`, returning `outputs` (name, [`data_type`]) of shape `[N, ?]`: small graphs for tests and tools.
+    pub fn over_rows(
+        input: &str,
+        columns: usize,
+        nodes: Vec<NodeProto>,
+        initializers: Vec<TensorProto>,
+        outputs: &[(&str, i32)],
+    ) -> ModelProto {
+        ModelProto {
+            ir_version: Some(8),
+            opset_import: vec![OperatorSetIdProto {
+                domain: None,
+                version: Some(17),
+            }],
+            graph: Some(GraphProto {
+                node: nodes,
+                name: Some("graph".into()),
+                initializer: initializers,
+                input: vec![ValueInfoProto::tensor(
+                    input,
+                    data_type::FLOAT,
+                    &[None, Some(columns)],
+                    "N",
+                )],
+                output: outputs
+                    .iter()
+                    .map(|&(name, t)| ValueInfoProto::tensor(name, t, &[None, None], "N"))
+                    .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
 }
 
 impl TensorProto {

@@ -1,15 +1,21 @@
-//! A loaded, verified package: its manifest and the graph as an optimised tract plan, built once.
+//! A loaded, verified package: its manifest and the graph prepared once for its engine: an optimised tract plan
+//! (the `tract` feature, the default), or tern's interpreter ([`crate::interpreter`]).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
+#[cfg(feature = "tract")]
 use tract_onnx::prelude::*;
 
 use crate::error::RuntimeError;
+use crate::interpreter::Interpreter;
 use crate::manifest::{Manifest, ResponseShape, MANIFEST_VERSION};
+use crate::onnx::ModelProto;
 
+#[cfg(feature = "tract")]
 mod row_ops;
+#[cfg(feature = "tract")]
 mod small_matmul;
 
 /// The largest number of rows one graph run takes; [`Package::run`] splits larger inputs into batches of this size.
@@ -20,13 +26,46 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const GRAPH_FILE: &str = "model.onnx";
 
 /// A package ready to run: manifest checked against its schema and the graph, the graph's sha256 verified, and the
-/// graph parsed, typed for `[N, feature_dim]` float32 input and optimised once. Cheap to share across threads.
+/// graph parsed, typed for `[N, feature_dim]` float32 input and prepared once. Cheap to share across threads.
 #[derive(Debug, Clone)]
 pub struct Package {
     manifest: Manifest,
-    plan: Arc<TypedRunnableModel>,
-    /// The graph's output names, in the plan's output order.
+    engine: Engine,
+    /// The graph's output names, in the engine's output order.
     output_names: Vec<String>,
+}
+
+/// Which engine runs a package's graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    /// tract: the graph optimised with tern's kernels swapped in. Only in builds with the `tract` feature.
+    Tract,
+    /// tern's interpreter: every op the compiler emits, in float32 index order ([`crate::interpreter`]).
+    Interpreter,
+}
+
+impl EngineKind {
+    /// The build's engine: tract where it is compiled in, otherwise the interpreter.
+    pub const DEFAULT: EngineKind = if cfg!(feature = "tract") {
+        EngineKind::Tract
+    } else {
+        EngineKind::Interpreter
+    };
+
+    /// `"tract"` or `"interpreter"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Tract => "tract",
+            EngineKind::Interpreter => "interpreter",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Engine {
+    #[cfg(feature = "tract")]
+    Tract(Arc<TypedRunnableModel>),
+    Interpreter(Arc<Interpreter>),
 }
 
 /// One graph output over every row of a [`Package::run`].
@@ -105,6 +144,11 @@ impl Outputs {
 impl Package {
     /// Loads `dir/manifest.json` and `dir/model.onnx` and verifies them (see [`Package::from_bytes`]).
     pub fn load(dir: &Path) -> Result<Package, RuntimeError> {
+        Self::load_with(dir, EngineKind::DEFAULT)
+    }
+
+    /// [`Package::load`] on a chosen engine; [`EngineKind::Tract`] is refused by a build without it.
+    pub fn load_with(dir: &Path, engine: EngineKind) -> Result<Package, RuntimeError> {
         let read = |name: &str| {
             let path = dir.join(name);
             std::fs::read(&path).map_err(|error| RuntimeError::Read {
@@ -119,6 +163,7 @@ impl Package {
             &dir.join(MANIFEST_FILE).display().to_string(),
             &graph,
             &dir.join(GRAPH_FILE).display().to_string(),
+            engine,
         )
     }
 
@@ -127,7 +172,22 @@ impl Package {
     /// refused); the graph parses; the manifest's single input and its outputs exist in the graph, and the
     /// response shape names declared outputs; the plan is typed for float32 `[N, feature_dim]` and optimised.
     pub fn from_bytes(manifest: &[u8], onnx: &[u8]) -> Result<Package, RuntimeError> {
-        Self::from_parts(manifest, MANIFEST_FILE, onnx, GRAPH_FILE)
+        Self::from_parts(
+            manifest,
+            MANIFEST_FILE,
+            onnx,
+            GRAPH_FILE,
+            EngineKind::DEFAULT,
+        )
+    }
+
+    /// [`Package::from_bytes`] on a chosen engine; [`EngineKind::Tract`] is refused by a build without it.
+    pub fn from_bytes_with(
+        manifest: &[u8],
+        onnx: &[u8],
+        engine: EngineKind,
+    ) -> Result<Package, RuntimeError> {
+        Self::from_parts(manifest, MANIFEST_FILE, onnx, GRAPH_FILE, engine)
     }
 
     fn from_parts(
@@ -135,6 +195,7 @@ impl Package {
         manifest_file: &str,
         onnx: &[u8],
         graph_file: &str,
+        engine: EngineKind,
     ) -> Result<Package, RuntimeError> {
         let manifest = parse_manifest(manifest_bytes, manifest_file)?;
         let actual = hex(&Sha256::digest(onnx));
@@ -152,22 +213,20 @@ impl Package {
             file: graph_file.to_string(),
             message,
         };
-        let framework = crate::ops::onnx();
-        let proto = framework
-            .proto_model_for_read(&mut &onnx[..])
-            .map_err(|e| graph_error(format!("not a valid ONNX model: {e:#}")))?;
+        let proto = ModelProto::from_bytes(onnx)
+            .map_err(|e| graph_error(format!("not a valid ONNX model: {e}")))?;
         let graph = proto
             .graph
             .as_ref()
             .ok_or_else(|| graph_error("the model has no graph".to_string()))?;
-        let initializers: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+        let initializers: Vec<&str> = graph.initializer.iter().map(|t| t.name()).collect();
         let graph_inputs: Vec<&str> = graph
             .input
             .iter()
-            .map(|v| v.name.as_str())
+            .map(|v| v.name())
             .filter(|name| !initializers.contains(name))
             .collect();
-        let output_names: Vec<String> = graph.output.iter().map(|v| v.name.clone()).collect();
+        let output_names: Vec<String> = graph.output.iter().map(|v| v.name().to_string()).collect();
         let input = &manifest.inputs[0];
         if graph_inputs != [input.name.as_str()] {
             return Err(RuntimeError::Schema {
@@ -192,31 +251,38 @@ impl Package {
             }
         }
 
-        let mut model = framework
-            .model_for_proto_model(&proto)
-            .map_err(|e| graph_error(format!("{e:#}")))?;
-        let batch = model.symbols.sym("N");
-        model
-            .set_input_fact(
-                0,
-                f32::fact([batch.to_dim(), manifest.feature_dim.to_dim()]).into(),
-            )
-            .map_err(|e| graph_error(format!("{e:#}")))?;
-        // tract's into_optimized (declutter, then codegen), with tern's kernels swapped in: small constant matrix
-        // products before codegen, row ops after.
-        let plan = model
-            .into_typed()
-            .and_then(|mut typed| {
-                typed.declutter()?;
-                small_matmul::replace_small_matmuls(&mut typed)?;
-                typed.optimize()?;
-                row_ops::replace_row_ops(&mut typed)?;
-                typed.into_runnable()
-            })
-            .map_err(|e| graph_error(format!("{e:#}")))?;
+        let engine = match engine {
+            #[cfg(feature = "tract")]
+            EngineKind::Tract => {
+                Engine::Tract(tract_plan(onnx, manifest.feature_dim).map_err(graph_error)?)
+            }
+            #[cfg(not(feature = "tract"))]
+            EngineKind::Tract => {
+                return Err(graph_error(
+                    "this build has no tract engine (tern-runtime's `tract` feature is off)"
+                        .to_string(),
+                ))
+            }
+            EngineKind::Interpreter => {
+                let interpreter =
+                    Interpreter::new(&proto).map_err(|e| graph_error(e.to_string()))?;
+                if interpreter.feature_dim() != manifest.feature_dim {
+                    return Err(RuntimeError::Schema {
+                        file: manifest_file.to_string(),
+                        field: "feature_dim".to_string(),
+                        message: format!(
+                            "{} features, the graph's input has {}",
+                            manifest.feature_dim,
+                            interpreter.feature_dim()
+                        ),
+                    });
+                }
+                Engine::Interpreter(Arc::new(interpreter))
+            }
+        };
         Ok(Package {
             manifest,
-            plan,
+            engine,
             output_names,
         })
     }
@@ -283,12 +349,8 @@ impl Package {
         let mut seen_rows = 0;
         for batch in features.chunks(BATCH_ROWS * dim.max(1)) {
             let batch_rows = batch.len().checked_div(dim).unwrap_or(rows);
-            let input = Tensor::from_shape(&[batch_rows, dim], batch).map_err(run_error)?;
-            let results = self
-                .plan
-                .run(tvec!(input.into_tvalue()))
-                .map_err(run_error)?;
-            for (output, value) in outputs.iter_mut().zip(results.iter()) {
+            let results = self.run_batch(batch, batch_rows)?;
+            for (output, value) in outputs.iter_mut().zip(results) {
                 append(output, value, batch_rows, seen_rows == 0)?;
             }
             seen_rows += batch_rows;
@@ -313,31 +375,76 @@ impl Package {
         }
         Ok(Outputs { rows, outputs })
     }
+
+    /// The engine running this package's graph.
+    pub fn engine(&self) -> EngineKind {
+        match self.engine {
+            #[cfg(feature = "tract")]
+            Engine::Tract(_) => EngineKind::Tract,
+            Engine::Interpreter(_) => EngineKind::Interpreter,
+        }
+    }
+
+    /// One run of the graph on `rows` rows (at most [`BATCH_ROWS`]): every output, in graph order.
+    fn run_batch(&self, batch: &[f32], rows: usize) -> Result<Vec<Output>, RuntimeError> {
+        match &self.engine {
+            #[cfg(feature = "tract")]
+            Engine::Tract(plan) => {
+                let dim = self.manifest.feature_dim;
+                let input = Tensor::from_shape(&[rows, dim], batch).map_err(run_error)?;
+                let results = plan.run(tvec!(input.into_tvalue())).map_err(run_error)?;
+                results
+                    .iter()
+                    .zip(&self.output_names)
+                    .map(|(value, name)| tract_output(name, value))
+                    .collect()
+            }
+            Engine::Interpreter(interpreter) => interpreter
+                .run(batch, rows)
+                .map_err(|message| RuntimeError::Run { message }),
+        }
+    }
 }
 
+/// `onnx` as an optimised tract plan typed for float32 `[N, feature_dim]`: tract's into_optimized (declutter, then
+/// codegen) with tern's kernels swapped in, small constant matrix products before codegen, row ops after.
+#[cfg(feature = "tract")]
+fn tract_plan(onnx: &[u8], feature_dim: usize) -> Result<Arc<TypedRunnableModel>, String> {
+    let framework = crate::ops::onnx();
+    let model = framework
+        .model_for_read(&mut &onnx[..])
+        .map_err(|e| format!("{e:#}"))?;
+    let batch = model.symbols.sym("N");
+    let mut model = model;
+    model
+        .set_input_fact(0, f32::fact([batch.to_dim(), feature_dim.to_dim()]).into())
+        .map_err(|e| format!("{e:#}"))?;
+    model
+        .into_typed()
+        .and_then(|mut typed| {
+            typed.declutter()?;
+            small_matmul::replace_small_matmuls(&mut typed)?;
+            typed.optimize()?;
+            row_ops::replace_row_ops(&mut typed)?;
+            typed.into_runnable()
+        })
+        .map_err(|e| format!("{e:#}"))
+}
+
+#[cfg(feature = "tract")]
 fn run_error(error: TractError) -> RuntimeError {
     RuntimeError::Run {
         message: format!("{error:#}"),
     }
 }
 
-/// Appends one batch's value of an output.
-fn append(
-    output: &mut Output,
-    value: &TValue,
-    batch_rows: usize,
-    first: bool,
-) -> Result<(), RuntimeError> {
+/// A tract result as an [`Output`]: integer types as int64, the rest as float32.
+#[cfg(feature = "tract")]
+fn tract_output(name: &str, value: &TValue) -> Result<Output, RuntimeError> {
     let error = |message: String| RuntimeError::Output {
-        output: output.name.clone(),
+        output: name.to_string(),
         message,
     };
-    let shape = value.shape().to_vec();
-    if shape.first() != Some(&batch_rows) {
-        return Err(error(format!(
-            "shape {shape:?} does not start with the batch's {batch_rows} rows"
-        )));
-    }
     let integer = value.datum_type().is_integer();
     let cast = if integer {
         value.cast_to::<i64>()
@@ -350,13 +457,51 @@ fn append(
             value.datum_type()
         ))
     })?;
+    let read = |e: TractError| error(format!("{e:#}"));
+    let values = if integer {
+        OutputValues::I64(plain(cast.to_plain_array_view::<i64>().map_err(read)?))
+    } else {
+        OutputValues::F32(plain(cast.to_plain_array_view::<f32>().map_err(read)?))
+    };
+    Ok(Output {
+        name: name.to_string(),
+        shape: value.shape().to_vec(),
+        values,
+    })
+}
+
+/// A view's values in row-major order.
+#[cfg(feature = "tract")]
+fn plain<T: Copy>(view: tract_ndarray::ArrayViewD<T>) -> Vec<T> {
+    match view.as_slice() {
+        Some(slice) => slice.to_vec(),
+        None => view.iter().copied().collect(),
+    }
+}
+
+/// Appends one batch's value of an output.
+fn append(
+    output: &mut Output,
+    batch: Output,
+    batch_rows: usize,
+    first: bool,
+) -> Result<(), RuntimeError> {
+    let error = |message: String| RuntimeError::Output {
+        output: output.name.clone(),
+        message,
+    };
+    let shape = batch.shape;
+    if shape.first() != Some(&batch_rows) {
+        return Err(error(format!(
+            "shape {shape:?} does not start with the batch's {batch_rows} rows"
+        )));
+    }
     if first {
         output.shape = shape.clone();
         output.shape[0] = 0;
-        output.values = if integer {
-            OutputValues::I64(Vec::new())
-        } else {
-            OutputValues::F32(Vec::new())
+        output.values = match batch.values {
+            OutputValues::I64(_) => OutputValues::I64(Vec::new()),
+            OutputValues::F32(_) => OutputValues::F32(Vec::new()),
         };
     } else if output.shape[1..] != shape[1..] {
         return Err(error(format!(
@@ -365,24 +510,16 @@ fn append(
         )));
     }
     output.shape[0] += batch_rows;
-    let read = |e: TractError| error(format!("{e:#}"));
-    match &mut output.values {
-        OutputValues::F32(values) => {
-            extend(values, cast.to_plain_array_view::<f32>().map_err(read)?)
-        }
-        OutputValues::I64(values) => {
-            extend(values, cast.to_plain_array_view::<i64>().map_err(read)?)
+    match (&mut output.values, batch.values) {
+        (OutputValues::F32(values), OutputValues::F32(more)) => values.extend(more),
+        (OutputValues::I64(values), OutputValues::I64(more)) => values.extend(more),
+        _ => {
+            return Err(error(
+                "its type differs from an earlier batch's".to_string(),
+            ))
         }
     }
     Ok(())
-}
-
-/// Appends a view's values in row-major order.
-fn extend<T: Copy>(values: &mut Vec<T>, view: tract_ndarray::ArrayViewD<T>) {
-    match view.as_slice() {
-        Some(slice) => values.extend_from_slice(slice),
-        None => values.extend(view.iter()),
-    }
 }
 
 fn parse_manifest(bytes: &[u8], file: &str) -> Result<Manifest, RuntimeError> {

@@ -10,8 +10,8 @@ use std::task::{Context, Poll, Waker};
 use tern_runtime::{Output, OutputValues, Outputs};
 use wgpu::util::DeviceExt;
 
-use crate::plan::{axis_index, DType, Kernel, Plan, Step};
 use crate::{Gpu, GpuError, GpuModel, BATCH_ROWS};
+use tern_runtime::plan::{around, axis_index, DType, Kernel, Plan, Step};
 
 /// The most workgroups a dispatch may have in one dimension (WebGPU's default `maxComputeWorkgroupsPerDimension`).
 const MAX_WORKGROUPS_PER_DIMENSION: usize = 65_535;
@@ -109,7 +109,7 @@ fn entry_of(kernel: &Kernel) -> Option<Entry> {
         Kernel::CumSum { .. } => CUM_SUM,
         Kernel::Dequantize { .. } => DEQUANTIZE,
         Kernel::CastF16 => CAST_F16,
-        Kernel::View(_) => return None,
+        Kernel::View(_) | Kernel::TreeEnsemble(_) | Kernel::RandomCutForest(_) => return None,
     })
 }
 
@@ -294,15 +294,6 @@ fn grid(count: usize) -> Result<(u32, u32), GpuError> {
         });
     }
     Ok((x as u32, y as u32))
-}
-
-/// `shape` seen as [outer, axis, inner] around `axis`.
-fn around(shape: &[usize], axis: usize) -> (usize, usize, usize) {
-    (
-        shape[..axis].iter().product(),
-        shape[axis],
-        shape[axis + 1..].iter().product(),
-    )
 }
 
 /// Rank-4 strides of an operand of shape `shape` broadcast to `out` (rank ≤ 4): 0 along broadcast dimensions.
@@ -523,6 +514,9 @@ fn params_of(plan: &Plan, step: &Step, shapes: &[Vec<usize>]) -> Result<(Vec<u32
             ]
         }
         Kernel::View(_) => return Err("a view has no dispatch".into()),
+        Kernel::TreeEnsemble(_) | Kernel::RandomCutForest(_) => {
+            return Err("a tree walk has no GPU kernel".into())
+        }
     };
     Ok((words, out_count))
 }

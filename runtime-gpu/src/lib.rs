@@ -24,39 +24,14 @@
 //! ```
 
 mod exec;
-mod plan;
 
-use std::fmt;
-
-pub use plan::SUPPORTED_OPS;
 use tern_runtime::onnx::ModelProto;
+use tern_runtime::plan::Plan;
+pub use tern_runtime::plan::{Unsupported, SUPPORTED_OPS};
 use tern_runtime::Outputs;
 
 /// The rows one GPU run takes at most; [`GpuModel::run`] splits larger inputs (as tract's runtime does).
 pub const BATCH_ROWS: usize = tern_runtime::BATCH_ROWS;
-
-/// Why a graph does not run on the GPU backend: the node, its op and the reason (empty node and op for a reason
-/// about the whole graph).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unsupported {
-    pub node: String,
-    pub op_type: String,
-    pub reason: String,
-}
-
-impl fmt::Display for Unsupported {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.op_type.is_empty() {
-            write!(f, "{}", self.reason)
-        } else {
-            write!(
-                f,
-                "node {:?} ({}): {}",
-                self.node, self.op_type, self.reason
-            )
-        }
-    }
-}
 
 /// What the GPU backend can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +82,16 @@ impl From<Unsupported> for GpuError {
 /// Checks `model`'s graph against the GPU backend's op subset without a device: `Ok` when [`GpuModel::new`] would
 /// accept it (a device can still refuse it, e.g. for its buffer limits).
 pub fn check(model: &ModelProto) -> Result<(), Unsupported> {
-    plan::Plan::new(model).map(|_| ())
+    gpu_plan(model).map(|_| ())
+}
+
+/// `model`'s plan when every step has a GPU kernel.
+fn gpu_plan(model: &ModelProto) -> Result<Plan, Unsupported> {
+    let plan = Plan::new(model)?;
+    match plan.gpu_unsupported() {
+        Some(unsupported) => Err(unsupported),
+        None => Ok(plan),
+    }
 }
 
 /// A GPU device and its queue, from the first adapter wgpu finds.
@@ -164,7 +148,7 @@ impl Gpu {
 #[derive(Debug)]
 pub struct GpuModel {
     gpu: Gpu,
-    plan: plan::Plan,
+    plan: Plan,
     /// One per plan value: the uploaded constant, `None` for computed values.
     constants: Vec<Option<wgpu::Buffer>>,
     pipelines: exec::Pipelines,
@@ -178,7 +162,7 @@ impl GpuModel {
     /// Errors: [`GpuError::Unsupported`] naming the first node outside the op subset (or of an unsupported type,
     /// shape or attribute); [`GpuError::Execution`] when the device rejects the kernels or the constants.
     pub async fn new(gpu: &Gpu, model: &ModelProto) -> Result<GpuModel, GpuError> {
-        let plan = plan::Plan::new(model)?;
+        let plan = gpu_plan(model)?;
         exec::prepare(gpu.clone(), plan).await
     }
 

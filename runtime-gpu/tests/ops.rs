@@ -1,6 +1,7 @@
-//! Single ops on the GPU against values computed here from the ONNX definitions: the forms of `CumSum` and
-//! `GatherElements` the packages do not exercise (k-NN IVF uses the exclusive float CumSum and a GatherElements
-//! along axis 1): inclusive and reversed sums, integer sums, negative indices.
+//! Single ops on the GPU, and on runtime-core's CPU interpreter of the same plan, against values computed here from
+//! the ONNX definitions: the forms of `CumSum` and `GatherElements` the packages do not exercise (k-NN IVF uses the
+//! exclusive float CumSum and a GatherElements along axis 1): inclusive and reversed sums, integer sums, negative
+//! indices.
 //!
 //! Needs a GPU adapter (lavapipe without a GPU, XDG_RUNTIME_DIR set); without one the test prints why and returns,
 //! unless `TERN_REQUIRE_GPU=1` or `CI` is set, where it fails.
@@ -9,11 +10,9 @@ mod common;
 
 use common::gpu;
 use tern_gpu::GpuModel;
-use tern_runtime::onnx::{
-    data_type, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    ValueInfoProto,
-};
-use tern_runtime::OutputValues;
+use tern_runtime::interpreter::Interpreter;
+use tern_runtime::onnx::{data_type, AttributeProto, ModelProto, NodeProto, TensorProto};
+use tern_runtime::{OutputValues, Outputs};
 
 const COLUMNS: usize = 5;
 
@@ -96,46 +95,45 @@ fn graph() -> ModelProto {
         ("gathered", float),
         ("gathered_negative", float),
     ];
-    ModelProto {
-        ir_version: Some(8),
-        opset_import: vec![OperatorSetIdProto {
-            domain: None,
-            version: Some(17),
-        }],
-        graph: Some(GraphProto {
-            node: nodes,
-            name: Some("ops".into()),
-            initializer: vec![
-                TensorProto::from_i64("axis", &[], &[1]),
-                TensorProto::from_i64("k", &[1], &[3]),
-                TensorProto::from_f32("five", &[], &[5.0]),
-            ],
-            input: vec![ValueInfoProto::tensor(
-                "x",
-                float,
-                &[None, Some(COLUMNS)],
-                "N",
-            )],
-            output: outputs
-                .iter()
-                .map(|&(name, t)| ValueInfoProto::tensor(name, t, &[None, None], "N"))
-                .collect(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    ModelProto::over_rows(
+        "x",
+        COLUMNS,
+        nodes,
+        vec![
+            TensorProto::from_i64("axis", &[], &[1]),
+            TensorProto::from_i64("k", &[1], &[3]),
+            TensorProto::from_f32("five", &[], &[5.0]),
+        ],
+        &outputs,
+    )
+}
+
+/// Small integers as floats: every sum is exact.
+fn rows() -> (Vec<f32>, usize) {
+    let rows = 4;
+    let x = (0..rows * COLUMNS)
+        .map(|i| ((i * 7 + 3) % 11) as f32 - 5.0)
+        .collect();
+    (x, rows)
 }
 
 #[test]
 fn cum_sum_and_gather_elements_follow_the_onnx_definitions() {
     let Some(gpu) = gpu() else { return };
     let model = pollster::block_on(GpuModel::new(&gpu, &graph())).unwrap();
-    // Small integers as floats: every sum is exact.
-    let rows = 4;
-    let x: Vec<f32> = (0..rows * COLUMNS)
-        .map(|i| ((i * 7 + 3) % 11) as f32 - 5.0)
-        .collect();
-    let outputs = pollster::block_on(model.run(&x, rows)).unwrap();
+    let (x, rows) = rows();
+    check(&x, &pollster::block_on(model.run(&x, rows)).unwrap());
+}
+
+#[test]
+fn the_interpreter_follows_the_same_definitions() {
+    let interpreter = Interpreter::new(&graph()).unwrap();
+    let (x, rows) = rows();
+    let outputs = interpreter.run(&x, rows).unwrap();
+    check(&x, &Outputs { rows, outputs });
+}
+
+fn check(x: &[f32], outputs: &Outputs) {
     let floats = |name: &str| match &outputs.require(name).unwrap().values {
         OutputValues::F32(v) => v.clone(),
         OutputValues::I64(v) => v.iter().map(|&i| i as f32).collect(),
@@ -172,6 +170,13 @@ fn cum_sum_and_gather_elements_follow_the_onnx_definitions() {
             "row {r}: integer CumSum"
         );
         let top = floats("top_values")[r * 3..(r + 1) * 3].to_vec();
+        let mut sorted = row.to_vec();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        assert_eq!(
+            top,
+            sorted[..3],
+            "row {r}: TopK's three largest, largest first"
+        );
         assert_eq!(
             floats("gathered")[r * 3..(r + 1) * 3].to_vec(),
             top,

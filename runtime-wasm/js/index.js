@@ -1,5 +1,5 @@
 // The browser entry of the tern-wasm npm package: wasm-bindgen's module (./tern_wasm.js) behind a check that the
-// browser runs WebAssembly SIMD, which the module is compiled with (tract-linalg's kernels need it). Without the
+// browser runs WebAssembly SIMD, which the module is compiled with (its kernels are vectorised with it). Without the
 // check, instantiation fails with a CompileError naming an opcode instead of the cause.
 import wasmInit, { initSync as wasmInitSync } from "./tern_wasm.js";
 

@@ -110,7 +110,8 @@ fn field(object: &JsValue, name: &str) -> JsValue {
 
 /// What runs a model's graph.
 enum Engine {
-    /// tract on the wasm CPU (runtime-core's `Package::run`).
+    /// The wasm CPU (runtime-core's `Package::run`: tern's interpreter, or tract in a build with the `tract`
+    /// feature).
     Wasm,
     /// tern-gpu's kernels on the browser's GPU.
     #[cfg(feature = "webgpu")]
@@ -163,28 +164,39 @@ fn has_navigator_gpu() -> bool {
 #[cfg(feature = "webgpu")]
 async fn webgpu_engine(graph: &[u8]) -> Result<tern_gpu::GpuModel, String> {
     if !has_navigator_gpu() {
-        return Err("navigator.gpu is absent: this environment exposes no WebGPU; the graph runs on the wasm CPU \
-                    backend (tract)"
-            .to_string());
+        return Err(format!(
+            "navigator.gpu is absent: this environment exposes no WebGPU; the graph runs on the wasm CPU \
+             backend ({})",
+            cpu_engine()
+        ));
     }
     let proto = tern_runtime::onnx::ModelProto::from_bytes(graph)
         .map_err(|e| format!("model.onnx does not parse: {e}"))?;
     tern_gpu::check(&proto).map_err(|e| {
-        format!("the WebGPU backend cannot run this graph ({e}); it runs on the wasm CPU backend (tract)")
+        format!(
+            "the WebGPU backend cannot run this graph ({e}); it runs on the wasm CPU backend ({})",
+            cpu_engine()
+        )
     })?;
     let gpu = match GPU.with(|slot| slot.borrow().clone()) {
         Some(gpu) => gpu,
         None => {
-            let gpu = tern_gpu::Gpu::request()
-                .await
-                .map_err(|e| format!("{e}; the graph runs on the wasm CPU backend (tract)"))?;
+            let gpu = tern_gpu::Gpu::request().await.map_err(|e| {
+                format!(
+                    "{e}; the graph runs on the wasm CPU backend ({})",
+                    cpu_engine()
+                )
+            })?;
             GPU.with(|slot| *slot.borrow_mut() = Some(gpu.clone()));
             gpu
         }
     };
-    tern_gpu::GpuModel::new(&gpu, &proto)
-        .await
-        .map_err(|e| format!("{e}; the graph runs on the wasm CPU backend (tract)"))
+    tern_gpu::GpuModel::new(&gpu, &proto).await.map_err(|e| {
+        format!(
+            "{e}; the graph runs on the wasm CPU backend ({})",
+            cpu_engine()
+        )
+    })
 }
 
 #[cfg(feature = "webgpu")]
@@ -340,8 +352,13 @@ impl Model {
 
 /// Why a synchronous load (`fromParts`, `fromArchive`) runs on the wasm CPU.
 const NO_WEBGPU_SYNC: &str =
-    "Model.fromParts and Model.fromArchive load synchronously on the wasm CPU backend \
-    (tract); use Model.load for WebGPU";
+    "Model.fromParts and Model.fromArchive load synchronously on the wasm CPU backend; use Model.load for WebGPU";
+
+/// The engine of the wasm CPU backend in this build: `"interpreter"` (tern's) or `"tract"`.
+#[cfg(feature = "webgpu")]
+fn cpu_engine() -> &'static str {
+    tern_runtime::EngineKind::DEFAULT.name()
+}
 
 #[wasm_bindgen]
 impl Model {

@@ -12,11 +12,13 @@
 //! model.backend;                                          // "webgpu" or "wasm" (then model.fallbackReason says why)
 //! ```
 //!
-//! Backends: tract compiled to wasm (`"wasm"`) runs every graph. Built with the `webgpu` feature (browsers only),
-//! `Model.load` with `backend: "auto"` (the default) or `"webgpu"` runs graphs of tern-gpu's dense op subset on the
-//! browser's GPU (`"webgpu"`) when `navigator.gpu` exists and a device opens, and falls back per graph to tract
-//! otherwise, saying why in `fallbackReason`. Node never reaches the GPU code (it has no `navigator.gpu`). Every
-//! prediction method returns a Promise on both backends.
+//! Backends: the wasm CPU (`"wasm"`) runs every graph the compiler emits, on tern's interpreter
+//! (`tern_runtime::interpreter`) or, with the `tract` feature (the default; Node's and WASI's builds), on tract.
+//! The browser build leaves tract out: its module is a third of the size. Built with the `webgpu` feature (browsers
+//! only), `Model.load` with `backend: "auto"` (the default) or `"webgpu"` runs graphs of tern-gpu's dense op subset
+//! on the browser's GPU (`"webgpu"`) when `navigator.gpu` exists and a device opens, and falls back per graph to
+//! the wasm CPU otherwise, saying why in `fallbackReason`. Node never reaches the GPU code (it has no
+//! `navigator.gpu`). Every prediction method returns a Promise on both backends.
 
 pub mod archive;
 pub mod response;
@@ -61,7 +63,7 @@ pub enum WasmError {
 /// The backend a model runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// tract on the wasm CPU.
+    /// The wasm CPU: tern's interpreter, or tract in a build with the `tract` feature.
     Wasm,
     /// tern-gpu's WGSL kernels on the browser's GPU (WebGPU).
     WebGpu,
@@ -119,7 +121,7 @@ pub struct BackendChoice {
 /// Why a build without the `webgpu` feature (the Node build, or a CPU-only browser build) runs on the wasm CPU.
 pub const NO_WEBGPU_BUILD: &str =
     "this build of tern-wasm has no WebGPU backend (built without the `webgpu` feature); the graph runs on the \
-     wasm CPU backend (tract)";
+     wasm CPU backend";
 
 /// The backend a load ends on: `webgpu` is the outcome of trying WebGPU (`None`: not tried, because the request is
 /// `wasm` or this build has no WebGPU backend; `Some(Err(reason))`: it could not run, and why).

@@ -1,5 +1,6 @@
 //! The conformance matrix: every algorithm × precision, on real held-out rows, the trainer's predictions against the
-//! compiled package in every runtime — tern-runtime native (in process), tern-runtime aarch64 (the
+//! compiled package in every runtime — tern-runtime native (in process, `x86_64` on tract and `interpreter` on
+//! tern's own interpreter, the engine of the browser build), tern-runtime aarch64 (the
 //! `run_package` example cross-built for aarch64-unknown-linux-gnu, run under qemu-aarch64), and onnxruntime
 //! (`tests/conformance/run_onnxruntime.py` in the oracle virtualenv), and tern-runtime compiled to wasm in Node
 //! (`runtime-wasm/node/run_package.mjs` on the build in runtime-wasm/pkg; when node or that build is missing, its
@@ -7,10 +8,11 @@
 //! (`native-wgpu`: on lavapipe without a GPU; graphs outside its op subset print as `fallback`, the op named, since
 //! the runtimes then run them on tract; no adapter skips the column with a note), and the browser build of the wasm
 //! runtime inside headless Chromium (`runtime-wasm/browser/run_packages.mjs`, one Chromium for the whole matrix):
-//! `chromium-wasm` on the wasm CPU backend (tract), `chromium-webgpu` on WebGPU (SwiftShader's adapter here; graphs
-//! the WebGPU backend refuses print as `fallback`, the op named). The wasm, native-wgpu and Chromium columns share
-//! x86_64's [`IGNORED`] entries: they run the same compiled package. With `TERN_CONFORMANCE_REQUIRE_ALL=1`
-//! (scripts/test.sh sets it) a column that cannot run here fails its cells instead of skipping them.
+//! `chromium-wasm` on the wasm CPU backend (tern's interpreter), `chromium-webgpu` on WebGPU (SwiftShader's adapter here; graphs
+//! the WebGPU backend refuses print as `fallback`, the op named). The interpreter, wasm, native-wgpu and Chromium
+//! columns share x86_64's [`IGNORED`] entries: they run the same compiled package. With
+//! `TERN_CONFORMANCE_REQUIRE_ALL=1` (scripts/test.sh sets it) a column that cannot run here fails its cells instead
+//! of skipping them.
 //!
 //! A case is defined once in [`CASES`]; a later algorithm joins by adding one entry. Pass criteria per cell:
 //! fp32: every score within 1e-5 relative (|package − trainer| ≤ 1e-5 · max(|trainer|, 1)) and identical labels;
@@ -30,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use tern_compiler::{compile, CompileOptions};
-use tern_runtime::{Package, Precision};
+use tern_runtime::{EngineKind, Package, Precision};
 use tern_tests::repo_root;
 use tern_trainer::algorithms;
 use tern_trainer::data::{Channel, Dataset, TrainingInput};
@@ -213,8 +215,9 @@ const CASES: &[Case] = &[
 const PRECISIONS: [Precision; 3] = [Precision::Fp32, Precision::F16, Precision::Int8];
 
 /// The runtimes, in column order.
-const RUNTIMES: [&str; 7] = [
+const RUNTIMES: [&str; 8] = [
     "x86_64",
+    "interpreter",
     "aarch64",
     "onnxruntime",
     "wasm(node)",
@@ -223,11 +226,13 @@ const RUNTIMES: [&str; 7] = [
     "chromium-webgpu",
 ];
 
-/// The runtime whose [`IGNORED`] entries apply to `runtime`: the wasm and Chromium columns run the same tract graph
-/// as x86_64, and native-wgpu the same package.
+/// The runtime whose [`IGNORED`] entries apply to `runtime`: the interpreter, wasm and Chromium columns run the same
+/// graph as x86_64, and native-wgpu the same package.
 fn ignore_as(runtime: &str) -> &str {
     match runtime {
-        "wasm(node)" | "native-wgpu" | "chromium-wasm" | "chromium-webgpu" => "x86_64",
+        "interpreter" | "wasm(node)" | "native-wgpu" | "chromium-wasm" | "chromium-webgpu" => {
+            "x86_64"
+        }
         other => other,
     }
 }
@@ -577,8 +582,13 @@ fn from_runner_file(
     })
 }
 
-fn run_native(dir: &Path, features: &[f32], rows: usize) -> Result<RuntimePredictions, String> {
-    let package = Package::load(dir).map_err(|e| e.to_string())?;
+fn run_native(
+    dir: &Path,
+    features: &[f32],
+    rows: usize,
+    engine: EngineKind,
+) -> Result<RuntimePredictions, String> {
+    let package = Package::load_with(dir, engine).map_err(|e| e.to_string())?;
     let outputs = package.run(features, rows).map_err(|e| e.to_string())?;
     let (score, label) = output_names(package.manifest());
     let scores = outputs.require(&score).map_err(|e| e.to_string())?.to_f32();
@@ -593,7 +603,7 @@ fn run_native(dir: &Path, features: &[f32], rows: usize) -> Result<RuntimePredic
 }
 
 /// The native-wgpu column: the package's graph on tern-gpu's kernels. `Ok(Err(reason))`: the GPU backend refuses
-/// the graph (its op named), so runtimes fall back to tract for it.
+/// the graph (its op named), so runtimes fall back to the CPU for it.
 fn run_wgpu(
     gpu: &tern_gpu::Gpu,
     dir: &Path,
@@ -882,7 +892,10 @@ fn conformance_matrix() {
                                 .path()
                                 .join(format!("case{case_index}-{precision:?}-{runtime}.json"));
                             let predictions = match runtime {
-                                "x86_64" => run_native(&dir, &features, rows),
+                                "x86_64" => run_native(&dir, &features, rows, EngineKind::Tract),
+                                "interpreter" => {
+                                    run_native(&dir, &features, rows, EngineKind::Interpreter)
+                                }
                                 "aarch64" => {
                                     let mut command = Command::new("qemu-aarch64");
                                     command
@@ -922,7 +935,7 @@ fn conformance_matrix() {
                                                 label_agreement: None,
                                                 pass: true,
                                                 not_applicable: false,
-                                                note: format!("fallback to tract: {refused}"),
+                                                note: format!("fallback to the CPU (tract): {refused}"),
                                             }
                                         }
                                         Ok(Ok(p)) => Ok(p),
@@ -974,7 +987,7 @@ fn conformance_matrix() {
                                                 label_agreement: None,
                                                 pass: true,
                                                 not_applicable: false,
-                                                note: format!("fallback to tract: {reason}"),
+                                                note: format!("fallback to the wasm CPU: {reason}"),
                                             };
                                         }
                                         Ok(run) => Ok(run.predictions),
@@ -1010,7 +1023,7 @@ fn conformance_matrix() {
                         return "N/A".to_string();
                     }
                     if cell.note.starts_with("fallback") {
-                        return "fallback (tract)".to_string();
+                        return "fallback (CPU)".to_string();
                     }
                     if cell.note.starts_with("not run") {
                         return if cell.pass {

@@ -1,16 +1,116 @@
-//! ONNX operators the locked tract-onnx lacks, registered under their standard names so graphs stay plain ONNX
-//! that onnxruntime also runs. tract-onnx 0.23.9 registers every other op tern's graphs use (MatMul, Gemm, Add,
-//! Sigmoid, Softmax, ArgMax, Greater, GreaterOrEqual, Cast, DequantizeLinear with `axis`, Exp,
-//! TreeEnsembleClassifier). Ops with no ONNX equivalent live in the documented `ai.tern` domain: [`rcf`]'s
-//! `RandomCutForestScore`.
+//! The two tree ops tern's graphs use that ONNX's core set lacks, each a checked, self-contained evaluator that
+//! both engines run: tern's interpreter ([`crate::interpreter`]) and, with the `tract` feature, tract (registered
+//! under their standard names, so graphs stay plain ONNX that onnxruntime also runs where it knows the op).
+//! [`tree_ensemble_regressor`]: `ai.onnx.ml` `TreeEnsembleRegressor`, which the locked tract-onnx (0.23.9) does not
+//! register. [`rcf`]: the documented `ai.tern` `RandomCutForestScore`, which has no ONNX equivalent.
+
+use anyhow::{bail, Result};
+
+use crate::onnx::{attribute_type, AttributeProto};
 
 pub mod rcf;
 pub mod tree_ensemble_regressor;
 
 /// tract's ONNX front end with runtime-core's ops added.
+#[cfg(feature = "tract")]
 pub fn onnx() -> tract_onnx::Onnx {
     let mut framework = tract_onnx::onnx();
     tree_ensemble_regressor::register(&mut framework.op_register);
     rcf::register(&mut framework.op_register);
     framework
+}
+
+/// A node's attributes, read alike from tern's ONNX messages ([`crate::onnx::NodeProto`]) and tract's. Each getter
+/// returns `None` for an absent attribute and an error for one of another type.
+pub trait NodeAttributes {
+    fn has(&self, name: &str) -> bool;
+    fn int(&self, name: &str) -> Result<Option<i64>>;
+    fn string(&self, name: &str) -> Result<Option<String>>;
+    fn ints(&self, name: &str) -> Result<Option<Vec<i64>>>;
+    fn floats(&self, name: &str) -> Result<Option<Vec<f32>>>;
+    fn strings(&self, name: &str) -> Result<Option<Vec<String>>>;
+}
+
+/// The attribute `name` of `node` when its declared type is `expected` (an attribute without a declared type, as
+/// some writers leave it, is read by the field asked for).
+fn typed<'a>(
+    node: &'a crate::onnx::NodeProto,
+    name: &str,
+    expected: i32,
+    what: &str,
+) -> Result<Option<&'a AttributeProto>> {
+    let Some(attribute) = node.attribute(name) else {
+        return Ok(None);
+    };
+    match attribute.r#type {
+        Some(t) if t != expected => bail!("attribute {name} is not {what} (its type is {t})"),
+        _ => Ok(Some(attribute)),
+    }
+}
+
+fn utf8(name: &str, bytes: &[u8]) -> Result<String> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(text.to_string()),
+        Err(_) => bail!("attribute {name} is not UTF-8 text"),
+    }
+}
+
+impl NodeAttributes for crate::onnx::NodeProto {
+    fn has(&self, name: &str) -> bool {
+        self.attribute(name).is_some()
+    }
+
+    fn int(&self, name: &str) -> Result<Option<i64>> {
+        Ok(typed(self, name, attribute_type::INT, "an int")?.map(|a| a.i.unwrap_or(0)))
+    }
+
+    fn string(&self, name: &str) -> Result<Option<String>> {
+        typed(self, name, attribute_type::STRING, "a string")?
+            .map(|a| utf8(name, a.s.as_deref().unwrap_or_default()))
+            .transpose()
+    }
+
+    fn ints(&self, name: &str) -> Result<Option<Vec<i64>>> {
+        Ok(typed(self, name, attribute_type::INTS, "a list of ints")?.map(|a| a.ints.clone()))
+    }
+
+    fn floats(&self, name: &str) -> Result<Option<Vec<f32>>> {
+        Ok(
+            typed(self, name, attribute_type::FLOATS, "a list of floats")?
+                .map(|a| a.floats.clone()),
+        )
+    }
+
+    fn strings(&self, name: &str) -> Result<Option<Vec<String>>> {
+        typed(self, name, attribute_type::STRINGS, "a list of strings")?
+            .map(|a| a.strings.iter().map(|s| utf8(name, s)).collect())
+            .transpose()
+    }
+}
+
+#[cfg(feature = "tract")]
+impl NodeAttributes for tract_onnx::pb::NodeProto {
+    fn has(&self, name: &str) -> bool {
+        self.attribute.iter().any(|a| a.name == name)
+    }
+
+    fn int(&self, name: &str) -> Result<Option<i64>> {
+        self.get_attr_opt(name)
+    }
+
+    fn string(&self, name: &str) -> Result<Option<String>> {
+        self.get_attr_opt(name)
+    }
+
+    fn ints(&self, name: &str) -> Result<Option<Vec<i64>>> {
+        self.get_attr_opt_vec(name)
+    }
+
+    fn floats(&self, name: &str) -> Result<Option<Vec<f32>>> {
+        self.get_attr_opt_vec(name)
+    }
+
+    fn strings(&self, name: &str) -> Result<Option<Vec<String>>> {
+        self.get_attr_opt_vec(name)
+    }
 }

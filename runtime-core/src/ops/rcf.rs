@@ -31,9 +31,9 @@
 //! root (so no cycles), leaves with no cut and a point box, masses ≥ 1 and adding up, cut dimensions in range, cut
 //! values and boxes finite, box minimum ≤ maximum.
 
-use tract_onnx::model::{OnnxOpRegister, ParsingContext};
-use tract_onnx::pb::NodeProto;
-use tract_onnx::tract_hir::internal::*;
+use anyhow::{bail, ensure, Context, Result};
+
+use super::NodeAttributes;
 
 /// The op's ONNX domain.
 pub const DOMAIN: &str = "ai.tern";
@@ -41,27 +41,6 @@ pub const DOMAIN: &str = "ai.tern";
 pub const OP_TYPE: &str = "RandomCutForestScore";
 /// The domain version this implementation reads.
 pub const VERSION: i64 = 1;
-
-/// Registers `RandomCutForestScore` (tract's register is keyed by op type alone).
-pub fn register(register: &mut OnnxOpRegister) {
-    register.insert(OP_TYPE, parse);
-}
-
-fn parse(
-    _context: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    if !node.domain.is_empty() && node.domain != DOMAIN {
-        bail!(
-            "{OP_TYPE} node {:?} is in domain {:?}, expected {DOMAIN}",
-            node.name,
-            node.domain
-        );
-    }
-    let forest =
-        Forest::from_node(node).with_context(|| format!("{OP_TYPE} node {:?}", node.name))?;
-    Ok((expand(RandomCutForestScore { forest }), vec![]))
-}
 
 /// The op's attributes as lists, before any check.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -98,18 +77,18 @@ pub struct Forest {
 
 impl Forest {
     /// Reads and checks a `RandomCutForestScore` node's attributes.
-    pub fn from_node(node: &NodeProto) -> TractResult<Forest> {
-        let ints = |name: &str| -> TractResult<Vec<i64>> {
-            node.get_attr_opt_vec::<i64>(name)?
+    pub fn from_node(node: &impl NodeAttributes) -> Result<Forest> {
+        let ints = |name: &str| -> Result<Vec<i64>> {
+            node.ints(name)?
                 .with_context(|| format!("attribute {name} is missing"))
         };
-        let floats = |name: &str| -> TractResult<Vec<f32>> {
-            node.get_attr_opt_vec::<f32>(name)?
+        let floats = |name: &str| -> Result<Vec<f32>> {
+            node.floats(name)?
                 .with_context(|| format!("attribute {name} is missing"))
         };
         Forest::from_attributes(ForestAttributes {
             feature_dim: node
-                .get_attr_opt::<i64>("feature_dim")?
+                .int("feature_dim")?
                 .context("attribute feature_dim is missing")?,
             tree_node_counts: ints("tree_node_counts")?,
             nodes_left: ints("nodes_left")?,
@@ -126,7 +105,7 @@ impl Forest {
     ///
     /// # Errors
     /// A message naming the attribute, tree and node at fault.
-    pub fn from_attributes(attributes: ForestAttributes) -> TractResult<Forest> {
+    pub fn from_attributes(attributes: ForestAttributes) -> Result<Forest> {
         let ForestAttributes {
             feature_dim,
             tree_node_counts,
@@ -363,13 +342,19 @@ impl Forest {
         (total / self.roots.len() as f64) as f32
     }
 
-    /// Scores `rows` rows of `features` (row-major, `columns` per row).
-    pub fn evaluate(&self, features: &[f32], rows: usize, columns: usize) -> TractResult<Vec<f32>> {
+    /// Checks that rows of `columns` features are what the forest reads.
+    pub fn check_columns(&self, columns: usize) -> Result<()> {
         ensure!(
             columns == self.feature_dim,
             "the input has {columns} features, the forest reads {}",
             self.feature_dim
         );
+        Ok(())
+    }
+
+    /// Scores `rows` rows of `features` (row-major, `columns` per row).
+    pub fn evaluate(&self, features: &[f32], rows: usize, columns: usize) -> Result<Vec<f32>> {
+        self.check_columns(columns)?;
         ensure!(
             Some(features.len()) == rows.checked_mul(columns),
             "input holds {} values, expected {rows} × {columns}",
@@ -401,101 +386,135 @@ fn separation_probability(low: &[f32], high: &[f32], x: &[f32]) -> f64 {
     }
 }
 
-/// The inference-time (shape-solving) face of the op; wires [`RandomCutForestScoreOp`].
-#[derive(Debug, Clone)]
-struct RandomCutForestScore {
-    forest: Forest,
-}
+#[cfg(feature = "tract")]
+pub use tract_op::{register, RandomCutForestScoreOp};
 
-impl Expansion for RandomCutForestScore {
-    fn name(&self) -> StaticName {
-        OP_TYPE.into()
+/// The op in tract's graphs (the native runtime's engine).
+#[cfg(feature = "tract")]
+mod tract_op {
+    use tract_onnx::model::{OnnxOpRegister, ParsingContext};
+    use tract_onnx::pb::NodeProto;
+    use tract_onnx::tract_hir::internal::*;
+
+    use super::{Forest, DOMAIN, OP_TYPE};
+
+    /// Registers `RandomCutForestScore` (tract's register is keyed by op type alone).
+    pub fn register(register: &mut OnnxOpRegister) {
+        register.insert(OP_TYPE, parse);
     }
 
-    fn rules<'r, 'p: 'r, 's: 'r>(
-        &'s self,
-        s: &mut Solver<'r>,
-        inputs: &'p [TensorProxy],
-        outputs: &'p [TensorProxy],
-    ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        check_output_arity(outputs, 1)?;
-        s.equals(&inputs[0].rank, 2)?;
-        s.equals(&inputs[0].shape[1], self.forest.feature_dim.to_dim())?;
-        s.equals(&outputs[0].datum_type, DatumType::F32)?;
-        s.equals(&outputs[0].rank, 2)?;
-        s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
-        s.equals(&outputs[0].shape[1], 1.to_dim())?;
-        Ok(())
-    }
-
-    fn wire(
-        &self,
-        prefix: &str,
-        model: &mut TypedModel,
-        inputs: &[OutletId],
-    ) -> TractResult<TVec<OutletId>> {
-        let mut input = inputs[0];
-        if model.outlet_fact(input)?.datum_type != DatumType::F32 {
-            input = model.wire_node(
-                format!("{prefix}.cast"),
-                tract_onnx::tract_hir::tract_core::ops::cast::cast(DatumType::F32),
-                &[input],
-            )?[0];
+    fn parse(
+        _context: &ParsingContext,
+        node: &NodeProto,
+    ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+        if !node.domain.is_empty() && node.domain != DOMAIN {
+            bail!(
+                "{OP_TYPE} node {:?} is in domain {:?}, expected {DOMAIN}",
+                node.name,
+                node.domain
+            );
         }
-        model.wire_node(
-            prefix,
-            RandomCutForestScoreOp {
-                forest: self.forest.clone(),
-            },
-            &[input],
-        )
-    }
-}
-
-/// The typed, runnable op: float32 `[N, feature_dim]` → float32 `[N, 1]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RandomCutForestScoreOp {
-    pub forest: Forest,
-}
-
-// Equality of checked attributes, all finite: a total equivalence.
-impl Eq for RandomCutForestScoreOp {}
-
-impl Op for RandomCutForestScoreOp {
-    fn name(&self) -> StaticName {
-        OP_TYPE.into()
+        let forest =
+            Forest::from_node(node).with_context(|| format!("{OP_TYPE} node {:?}", node.name))?;
+        Ok((expand(RandomCutForestScore { forest }), vec![]))
     }
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for RandomCutForestScoreOp {
-    op_out_of_plan!();
-
-    fn eval(&self, _context: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
-        ensure!(
-            input.rank() == 2,
-            "{OP_TYPE} input has rank {}, expected 2",
-            input.rank()
-        );
-        let (rows, columns) = (input.shape()[0], input.shape()[1]);
-        let view = input.to_plain_array_view::<f32>()?;
-        let values: Vec<f32> = view.iter().copied().collect();
-        let scores = self.forest.evaluate(&values, rows, columns)?;
-        let tensor = Tensor::from_shape(&[rows, 1], &scores)?;
-        Ok(tvec!(tensor.into_tvalue()))
-    }
-}
-
-impl TypedOp for RandomCutForestScoreOp {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let rows = inputs[0].shape[0].clone();
-        Ok(tvec!(f32::fact(&[rows, 1.to_dim()])))
+    /// The inference-time (shape-solving) face of the op; wires [`RandomCutForestScoreOp`].
+    #[derive(Debug, Clone)]
+    struct RandomCutForestScore {
+        forest: Forest,
     }
 
-    as_op!();
+    impl Expansion for RandomCutForestScore {
+        fn name(&self) -> StaticName {
+            OP_TYPE.into()
+        }
+
+        fn rules<'r, 'p: 'r, 's: 'r>(
+            &'s self,
+            s: &mut Solver<'r>,
+            inputs: &'p [TensorProxy],
+            outputs: &'p [TensorProxy],
+        ) -> InferenceResult {
+            check_input_arity(inputs, 1)?;
+            check_output_arity(outputs, 1)?;
+            s.equals(&inputs[0].rank, 2)?;
+            s.equals(&inputs[0].shape[1], self.forest.feature_dim.to_dim())?;
+            s.equals(&outputs[0].datum_type, DatumType::F32)?;
+            s.equals(&outputs[0].rank, 2)?;
+            s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
+            s.equals(&outputs[0].shape[1], 1.to_dim())?;
+            Ok(())
+        }
+
+        fn wire(
+            &self,
+            prefix: &str,
+            model: &mut TypedModel,
+            inputs: &[OutletId],
+        ) -> TractResult<TVec<OutletId>> {
+            let mut input = inputs[0];
+            if model.outlet_fact(input)?.datum_type != DatumType::F32 {
+                input = model.wire_node(
+                    format!("{prefix}.cast"),
+                    tract_onnx::tract_hir::tract_core::ops::cast::cast(DatumType::F32),
+                    &[input],
+                )?[0];
+            }
+            model.wire_node(
+                prefix,
+                RandomCutForestScoreOp {
+                    forest: self.forest.clone(),
+                },
+                &[input],
+            )
+        }
+    }
+
+    /// The typed, runnable op: float32 `[N, feature_dim]` → float32 `[N, 1]`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct RandomCutForestScoreOp {
+        pub forest: Forest,
+    }
+
+    // Equality of checked attributes, all finite: a total equivalence.
+    impl Eq for RandomCutForestScoreOp {}
+
+    impl Op for RandomCutForestScoreOp {
+        fn name(&self) -> StaticName {
+            OP_TYPE.into()
+        }
+
+        op_as_typed_op!();
+    }
+
+    impl EvalOp for RandomCutForestScoreOp {
+        op_out_of_plan!();
+
+        fn eval(&self, _context: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+            let input = args_1!(inputs);
+            ensure!(
+                input.rank() == 2,
+                "{OP_TYPE} input has rank {}, expected 2",
+                input.rank()
+            );
+            let (rows, columns) = (input.shape()[0], input.shape()[1]);
+            let view = input.to_plain_array_view::<f32>()?;
+            let values: Vec<f32> = view.iter().copied().collect();
+            let scores = self.forest.evaluate(&values, rows, columns)?;
+            let tensor = Tensor::from_shape(&[rows, 1], &scores)?;
+            Ok(tvec!(tensor.into_tvalue()))
+        }
+    }
+
+    impl TypedOp for RandomCutForestScoreOp {
+        fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+            let rows = inputs[0].shape[0].clone();
+            Ok(tvec!(f32::fact(&[rows, 1.to_dim()])))
+        }
+
+        as_op!();
+    }
 }
 
 #[cfg(test)]
@@ -596,8 +615,11 @@ mod tests {
         with_nan.nodes_cut_value[2] = f32::NAN;
         let forest = Forest::from_attributes(with_nan).unwrap();
         assert_eq!(forest, Forest::from_attributes(attributes()).unwrap());
-        let op = RandomCutForestScoreOp { forest };
-        assert_eq!(op, op.clone());
+        #[cfg(feature = "tract")]
+        {
+            let op = RandomCutForestScoreOp { forest };
+            assert_eq!(op, op.clone());
+        }
     }
 
     /// Node 1 and node 2 point at each other: a cycle no parent reaches.

@@ -15,23 +15,9 @@
 
 use std::collections::HashMap;
 
-use tract_onnx::model::{OnnxOpRegister, ParsingContext};
-use tract_onnx::pb::NodeProto;
-use tract_onnx::tract_hir::internal::*;
+use anyhow::{bail, ensure, Context, Result};
 
-/// Registers `TreeEnsembleRegressor` under its standard name.
-pub fn register(register: &mut OnnxOpRegister) {
-    register.insert("TreeEnsembleRegressor", parse);
-}
-
-fn parse(
-    _context: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    let ensemble = TreeEnsemble::from_node(node)
-        .with_context(|| format!("TreeEnsembleRegressor node {:?}", node.name))?;
-    Ok((expand(TreeEnsembleRegressor { ensemble }), vec![]))
-}
+use super::NodeAttributes;
 
 /// How trees' leaf values combine per target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,37 +94,32 @@ pub struct TreeEnsemble {
 
 impl TreeEnsemble {
     /// Parses and validates a `TreeEnsembleRegressor` node's attributes.
-    pub fn from_node(node: &NodeProto) -> TractResult<TreeEnsemble> {
+    pub fn from_node(node: &impl NodeAttributes) -> Result<TreeEnsemble> {
         for unsupported in [
             "nodes_values_as_tensor",
             "target_weights_as_tensor",
             "base_values_as_tensor",
         ] {
-            if node.attribute.iter().any(|a| a.name == unsupported) {
+            if node.has(unsupported) {
                 bail!("attribute {unsupported} (double-precision tensors) is not supported; use the float lists");
             }
         }
-        let n_targets: i64 = node.get_attr_opt("n_targets")?.unwrap_or(1);
+        let n_targets: i64 = node.int("n_targets")?.unwrap_or(1);
         ensure!(
             n_targets >= 1,
             "n_targets must be at least 1, got {n_targets}"
         );
         let n_targets = n_targets as usize;
-        let ints = |name: &str| -> TractResult<Vec<i64>> {
-            Ok(node.get_attr_opt_vec::<i64>(name)?.unwrap_or_default())
-        };
-        let floats = |name: &str| -> TractResult<Vec<f32>> {
-            Ok(node.get_attr_opt_vec::<f32>(name)?.unwrap_or_default())
-        };
+        let ints = |name: &str| -> Result<Vec<i64>> { Ok(node.ints(name)?.unwrap_or_default()) };
+        let floats =
+            |name: &str| -> Result<Vec<f32>> { Ok(node.floats(name)?.unwrap_or_default()) };
         let tree_ids = ints("nodes_treeids")?;
         let node_ids = ints("nodes_nodeids")?;
         let feature_ids = ints("nodes_featureids")?;
         let values = floats("nodes_values")?;
         let true_ids = ints("nodes_truenodeids")?;
         let false_ids = ints("nodes_falsenodeids")?;
-        let modes: Vec<String> = node
-            .get_attr_opt_vec::<String>("nodes_modes")?
-            .unwrap_or_default();
+        let modes: Vec<String> = node.strings("nodes_modes")?.unwrap_or_default();
         let missing = ints("nodes_missing_value_tracks_true")?;
         let n = tree_ids.len();
         ensure!(
@@ -187,7 +168,7 @@ impl TreeEnsemble {
             let mode = Mode::parse(&modes[i]).with_context(|| {
                 format!("nodes_modes[{i}] = {:?} is not a known mode", modes[i])
             })?;
-            let child = |ids: &[i64], name: &str| -> TractResult<usize> {
+            let child = |ids: &[i64], name: &str| -> Result<usize> {
                 if mode == Mode::Leaf {
                     return Ok(i);
                 }
@@ -266,7 +247,7 @@ impl TreeEnsemble {
             base_values.len()
         );
         let aggregate = match node
-            .get_attr_opt::<String>("aggregate_function")?
+            .string("aggregate_function")?
             .as_deref()
             .unwrap_or("SUM")
         {
@@ -277,7 +258,7 @@ impl TreeEnsemble {
             other => bail!("aggregate_function {other:?}; expected SUM, AVERAGE, MIN or MAX"),
         };
         let post_transform = match node
-            .get_attr_opt::<String>("post_transform")?
+            .string("post_transform")?
             .as_deref()
             .unwrap_or("NONE")
         {
@@ -306,7 +287,7 @@ impl TreeEnsemble {
                         format!("tree {tree} has no root: every node is some branch's child")
                     })
             })
-            .collect::<TractResult<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         Ok(TreeEnsemble {
             nodes,
             trees,
@@ -324,7 +305,7 @@ impl TreeEnsemble {
         self.n_targets
     }
 
-    fn leaf(&self, tree: (usize, usize), row: &[f32]) -> TractResult<&Node> {
+    fn leaf(&self, tree: (usize, usize), row: &[f32]) -> Result<&Node> {
         let (mut at, count) = tree;
         for _ in 0..=count {
             let node = &self.nodes[at];
@@ -354,13 +335,19 @@ impl TreeEnsemble {
         bail!("a tree's branches form a cycle (more steps than the tree has nodes)")
     }
 
-    /// Scores `rows` rows of `features` (row-major, `columns` per row) into `[rows × n_targets]`.
-    pub fn evaluate(&self, features: &[f32], rows: usize, columns: usize) -> TractResult<Vec<f32>> {
+    /// Checks that rows of `columns` features hold every feature a branch reads.
+    pub fn check_columns(&self, columns: usize) -> Result<()> {
         ensure!(
             columns >= self.feature_span,
             "the input has {columns} features, the trees read feature {}",
             self.feature_span.saturating_sub(1)
         );
+        Ok(())
+    }
+
+    /// Scores `rows` rows of `features` (row-major, `columns` per row) into `[rows × n_targets]`.
+    pub fn evaluate(&self, features: &[f32], rows: usize, columns: usize) -> Result<Vec<f32>> {
+        self.check_columns(columns)?;
         ensure!(
             features.len() == rows * columns,
             "input holds {} values, expected {rows} × {columns}",
@@ -440,107 +427,134 @@ fn post_transform(transform: PostTransform, scores: &mut [f32]) {
     }
 }
 
-/// The inference-time (shape-solving) face of the op; wires [`TreeEnsembleRegressorOp`].
-#[derive(Debug, Clone)]
-struct TreeEnsembleRegressor {
-    ensemble: TreeEnsemble,
-}
+#[cfg(feature = "tract")]
+pub use tract_op::{register, TreeEnsembleRegressorOp};
 
-impl Expansion for TreeEnsembleRegressor {
-    fn name(&self) -> StaticName {
-        "TreeEnsembleRegressor".into()
+/// The op in tract's graphs (the native runtime's engine).
+#[cfg(feature = "tract")]
+mod tract_op {
+    use tract_onnx::model::{OnnxOpRegister, ParsingContext};
+    use tract_onnx::pb::NodeProto;
+    use tract_onnx::tract_hir::internal::*;
+
+    use super::TreeEnsemble;
+
+    /// Registers `TreeEnsembleRegressor` under its standard name.
+    pub fn register(register: &mut OnnxOpRegister) {
+        register.insert("TreeEnsembleRegressor", parse);
     }
 
-    fn rules<'r, 'p: 'r, 's: 'r>(
-        &'s self,
-        s: &mut Solver<'r>,
-        inputs: &'p [TensorProxy],
-        outputs: &'p [TensorProxy],
-    ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        check_output_arity(outputs, 1)?;
-        s.equals(&inputs[0].rank, 2)?;
-        s.equals(&outputs[0].datum_type, DatumType::F32)?;
-        s.equals(&outputs[0].rank, 2)?;
-        s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
-        s.equals(&outputs[0].shape[1], self.ensemble.n_targets.to_dim())?;
-        Ok(())
+    fn parse(
+        _context: &ParsingContext,
+        node: &NodeProto,
+    ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+        let ensemble = TreeEnsemble::from_node(node)
+            .with_context(|| format!("TreeEnsembleRegressor node {:?}", node.name))?;
+        Ok((expand(TreeEnsembleRegressor { ensemble }), vec![]))
     }
 
-    fn wire(
-        &self,
-        prefix: &str,
-        model: &mut TypedModel,
-        inputs: &[OutletId],
-    ) -> TractResult<TVec<OutletId>> {
-        let mut input = inputs[0];
-        if model.outlet_fact(input)?.datum_type != DatumType::F32 {
-            input = model.wire_node(
-                format!("{prefix}.cast"),
-                tract_onnx::tract_hir::tract_core::ops::cast::cast(DatumType::F32),
-                &[input],
-            )?[0];
+    /// The inference-time (shape-solving) face of the op; wires [`TreeEnsembleRegressorOp`].
+    #[derive(Debug, Clone)]
+    struct TreeEnsembleRegressor {
+        ensemble: TreeEnsemble,
+    }
+
+    impl Expansion for TreeEnsembleRegressor {
+        fn name(&self) -> StaticName {
+            "TreeEnsembleRegressor".into()
         }
-        model.wire_node(
-            prefix,
-            TreeEnsembleRegressorOp {
-                ensemble: self.ensemble.clone(),
-            },
-            &[input],
-        )
+
+        fn rules<'r, 'p: 'r, 's: 'r>(
+            &'s self,
+            s: &mut Solver<'r>,
+            inputs: &'p [TensorProxy],
+            outputs: &'p [TensorProxy],
+        ) -> InferenceResult {
+            check_input_arity(inputs, 1)?;
+            check_output_arity(outputs, 1)?;
+            s.equals(&inputs[0].rank, 2)?;
+            s.equals(&outputs[0].datum_type, DatumType::F32)?;
+            s.equals(&outputs[0].rank, 2)?;
+            s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
+            s.equals(&outputs[0].shape[1], self.ensemble.n_targets.to_dim())?;
+            Ok(())
+        }
+
+        fn wire(
+            &self,
+            prefix: &str,
+            model: &mut TypedModel,
+            inputs: &[OutletId],
+        ) -> TractResult<TVec<OutletId>> {
+            let mut input = inputs[0];
+            if model.outlet_fact(input)?.datum_type != DatumType::F32 {
+                input = model.wire_node(
+                    format!("{prefix}.cast"),
+                    tract_onnx::tract_hir::tract_core::ops::cast::cast(DatumType::F32),
+                    &[input],
+                )?[0];
+            }
+            model.wire_node(
+                prefix,
+                TreeEnsembleRegressorOp {
+                    ensemble: self.ensemble.clone(),
+                },
+                &[input],
+            )
+        }
+    }
+
+    /// The typed, runnable op: float32 `[N, F]` → float32 `[N, n_targets]`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct TreeEnsembleRegressorOp {
+        pub ensemble: TreeEnsemble,
+    }
+
+    // Equality of parsed attributes; no NaN threshold survives a meaningful comparison, which only costs tract a
+    // missed deduplication.
+    impl Eq for TreeEnsembleRegressorOp {}
+
+    impl Op for TreeEnsembleRegressorOp {
+        fn name(&self) -> StaticName {
+            "TreeEnsembleRegressor".into()
+        }
+
+        op_as_typed_op!();
+    }
+
+    impl EvalOp for TreeEnsembleRegressorOp {
+        op_out_of_plan!();
+
+        fn eval(&self, _context: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+            let input = args_1!(inputs);
+            ensure!(
+                input.rank() == 2,
+                "TreeEnsembleRegressor input has rank {}, expected 2",
+                input.rank()
+            );
+            let (rows, columns) = (input.shape()[0], input.shape()[1]);
+            let view = input.to_plain_array_view::<f32>()?;
+            let values: Vec<f32> = view.iter().copied().collect();
+            let scores = self.ensemble.evaluate(&values, rows, columns)?;
+            let tensor = Tensor::from_shape(&[rows, self.ensemble.n_targets], &scores)?;
+            Ok(tvec!(tensor.into_tvalue()))
+        }
+    }
+
+    impl TypedOp for TreeEnsembleRegressorOp {
+        fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+            let rows = inputs[0].shape[0].clone();
+            Ok(tvec!(f32::fact(&[rows, self.ensemble.n_targets.to_dim()])))
+        }
+
+        as_op!();
     }
 }
 
-/// The typed, runnable op: float32 `[N, F]` → float32 `[N, n_targets]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TreeEnsembleRegressorOp {
-    pub ensemble: TreeEnsemble,
-}
-
-// Equality of parsed attributes; no NaN threshold survives a meaningful comparison, which only costs tract a
-// missed deduplication.
-impl Eq for TreeEnsembleRegressorOp {}
-
-impl Op for TreeEnsembleRegressorOp {
-    fn name(&self) -> StaticName {
-        "TreeEnsembleRegressor".into()
-    }
-
-    op_as_typed_op!();
-}
-
-impl EvalOp for TreeEnsembleRegressorOp {
-    op_out_of_plan!();
-
-    fn eval(&self, _context: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
-        ensure!(
-            input.rank() == 2,
-            "TreeEnsembleRegressor input has rank {}, expected 2",
-            input.rank()
-        );
-        let (rows, columns) = (input.shape()[0], input.shape()[1]);
-        let view = input.to_plain_array_view::<f32>()?;
-        let values: Vec<f32> = view.iter().copied().collect();
-        let scores = self.ensemble.evaluate(&values, rows, columns)?;
-        let tensor = Tensor::from_shape(&[rows, self.ensemble.n_targets], &scores)?;
-        Ok(tvec!(tensor.into_tvalue()))
-    }
-}
-
-impl TypedOp for TreeEnsembleRegressorOp {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let rows = inputs[0].shape[0].clone();
-        Ok(tvec!(f32::fact(&[rows, self.ensemble.n_targets.to_dim()])))
-    }
-
-    as_op!();
-}
-
-#[cfg(test)]
+#[cfg(all(test, feature = "tract"))]
 mod tests {
     use super::*;
-    use tract_onnx::pb::AttributeProto;
+    use tract_onnx::pb::{AttributeProto, NodeProto};
 
     fn ints(name: &str, values: &[i64]) -> AttributeProto {
         AttributeProto {

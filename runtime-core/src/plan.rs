@@ -1,19 +1,52 @@
-//! From an ONNX graph to a plan the GPU runs: each node checked against the supported op subset and typed once at
-//! load; shapes are inferred per run from the number of rows (every shape here is concrete).
+//! From an ONNX graph to the typed plan tern's own executors run: the CPU interpreter ([`crate::interpreter`], the
+//! browser's wasm backend) and tern-gpu's WGSL kernels. Each node is checked against the op subset the compiler emits
+//! and typed once at load; shapes are inferred per run from the number of rows (every shape here is concrete).
+//!
+//! The GPU runs the dense ops ([`SUPPORTED_OPS`]); the CPU also runs the two tree ops, `ai.onnx.ml`
+//! `TreeEnsembleRegressor` and `ai.tern` `RandomCutForestScore` ([`Kernel::runs_on_gpu`]).
 
 use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
 
-use tern_runtime::onnx::{data_type, GraphProto, ModelProto, NodeProto, TensorProto};
+use crate::onnx::{data_type, GraphProto, ModelProto, NodeProto, TensorProto};
+use crate::ops::rcf::{self, Forest};
+use crate::ops::tree_ensemble_regressor::TreeEnsemble;
 
-use crate::Unsupported;
+/// The dense ops (ai.onnx domain) both executors run; the list lives in [`crate::gpu_ops`] so the compiler's
+/// `--target gpu` check uses the same one.
+pub use crate::gpu_ops::SUPPORTED as SUPPORTED_OPS;
 
-/// The ops the GPU backend runs (ai.onnx domain); the list lives in runtime-core so the compiler's `--target gpu`
-/// check uses the same one.
-pub use tern_runtime::gpu_ops::SUPPORTED as SUPPORTED_OPS;
+/// `ai.onnx.ml` `TreeEnsembleRegressor`: XGBoost's trees. CPU only.
+pub const TREE_ENSEMBLE: (&str, &str) = ("ai.onnx.ml", "TreeEnsembleRegressor");
 
-/// How values are stored on the GPU (see kernels.wgsl): one 32-bit word per element, except the packed constants.
+/// Why a graph does not run on tern's kernels: the node, its op and the reason (empty node and op for a reason
+/// about the whole graph).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported {
+    pub node: String,
+    pub op_type: String,
+    pub reason: String,
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.op_type.is_empty() {
+            write!(f, "{}", self.reason)
+        } else {
+            write!(
+                f,
+                "node {:?} ({}): {}",
+                self.node, self.op_type, self.reason
+            )
+        }
+    }
+}
+
+/// How values are typed, and stored on the GPU (see tern-gpu's kernels.wgsl): one 32-bit word per element, except
+/// the packed constants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DType {
+pub enum DType {
     F32,
     /// ONNX int64 / int32, held as i32 (indices and labels).
     Int,
@@ -38,7 +71,7 @@ impl DType {
     }
 
     /// 32-bit words holding `count` elements.
-    pub(crate) fn words(self, count: usize) -> usize {
+    pub fn words(self, count: usize) -> usize {
         match self {
             DType::F16 => count.div_ceil(2),
             DType::I8 | DType::U8 => count.div_ceil(4),
@@ -49,7 +82,7 @@ impl DType {
 
 /// Unary kernel op codes (kernels.wgsl `unary`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum UnaryOp {
+pub enum UnaryOp {
     Copy = 0,
     Relu = 1,
     Sigmoid = 2,
@@ -72,7 +105,7 @@ pub(crate) enum UnaryOp {
 
 /// Binary kernel op codes (kernels.wgsl `binary`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BinaryOp {
+pub enum BinaryOp {
     Add = 0,
     Sub = 1,
     Mul = 2,
@@ -93,7 +126,7 @@ pub(crate) enum BinaryOp {
 
 /// Reduce kernel op codes (kernels.wgsl `reduce`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ReduceOp {
+pub enum ReduceOp {
     Sum = 0,
     SumSquare = 1,
     Mean = 2,
@@ -106,7 +139,7 @@ pub(crate) enum ReduceOp {
 
 /// What a step does.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Kernel {
+pub enum Kernel {
     Unary(UnaryOp),
     Binary(BinaryOp),
     Where,
@@ -155,10 +188,21 @@ pub(crate) enum Kernel {
     CastF16,
     /// No data moves: the output is the input's buffer with another shape.
     View(ViewOp),
+    /// `ai.onnx.ml` `TreeEnsembleRegressor`: float `[N, F]` → float `[N, n_targets]`. CPU only.
+    TreeEnsemble(Arc<TreeEnsemble>),
+    /// `ai.tern` `RandomCutForestScore`: float `[N, F]` → float `[N, 1]`. CPU only.
+    RandomCutForest(Arc<Forest>),
+}
+
+impl Kernel {
+    /// Whether tern-gpu has a WGSL kernel for it (every kernel but the two tree walks).
+    pub fn runs_on_gpu(&self) -> bool {
+        !matches!(self, Kernel::TreeEnsemble(_) | Kernel::RandomCutForest(_))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum ViewOp {
+pub enum ViewOp {
     Identity,
     Reshape { shape: Vec<i64>, allow_zero: bool },
     Unsqueeze { axes: Vec<i64> },
@@ -168,7 +212,7 @@ pub(crate) enum ViewOp {
 
 /// One node of the plan; inputs and outputs index [`Plan::values`] (`None`: an absent optional input).
 #[derive(Debug, Clone)]
-pub(crate) struct Step {
+pub struct Step {
     pub node: String,
     pub op_type: String,
     pub kernel: Kernel,
@@ -178,13 +222,13 @@ pub(crate) struct Step {
 
 /// A constant (initializer or `Constant` node): its shape and its words as the GPU holds them.
 #[derive(Debug, Clone)]
-pub(crate) struct Constant {
+pub struct Constant {
     pub shape: Vec<usize>,
     pub words: Vec<u32>,
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct Value {
+pub struct Value {
     pub name: String,
     pub dtype: DType,
     pub constant: Option<Constant>,
@@ -192,7 +236,7 @@ pub(crate) struct Value {
 
 /// A graph output: the value it reads and the element type the graph declares.
 #[derive(Debug, Clone)]
-pub(crate) struct GraphOutput {
+pub struct GraphOutput {
     pub name: String,
     pub value: usize,
     pub integer: bool,
@@ -200,7 +244,7 @@ pub(crate) struct GraphOutput {
 
 /// The whole graph, checked and typed.
 #[derive(Debug, Clone)]
-pub(crate) struct Plan {
+pub struct Plan {
     pub values: Vec<Value>,
     pub steps: Vec<Step>,
     pub input: usize,
@@ -260,7 +304,7 @@ fn constant_of(tensor: &TensorProto) -> Result<(DType, Constant), String> {
                 .map(|&v| {
                     i32::try_from(v).map(|v| v as u32).map_err(|_| {
                         format!(
-                            "initializer {:?} holds {v}, outside the 32-bit integers the GPU holds",
+                            "initializer {:?} holds {v}, outside the 32-bit integers tern's kernels hold",
                             tensor.name()
                         )
                     })
@@ -323,7 +367,7 @@ fn constant_of(tensor: &TensorProto) -> Result<(DType, Constant), String> {
         }
         other => {
             return Err(format!(
-                "initializer {:?} is {}, a type the GPU backend does not hold",
+                "initializer {:?} is {}, a type tern's kernels do not hold",
                 tensor.name(),
                 data_type::name(other)
             ))
@@ -363,7 +407,7 @@ impl Builder {
 }
 
 impl Plan {
-    /// Checks and types `model`'s graph. Errors name the first node (or initializer) the GPU backend cannot run.
+    /// Checks and types `model`'s graph. Errors name the first node (or initializer) tern's kernels cannot run.
     pub fn new(model: &ModelProto) -> Result<Plan, Unsupported> {
         let graph = model
             .graph
@@ -374,7 +418,7 @@ impl Plan {
             let version = opset.version.unwrap_or(0);
             if (domain.is_empty() || domain == "ai.onnx") && !(13..=21).contains(&version) {
                 return Err(graph_unsupported(format!(
-                    "the graph imports ai.onnx opset {version}; the GPU backend implements opsets 13 to 21"
+                    "the graph imports ai.onnx opset {version}; tern's kernels implement opsets 13 to 21"
                 )));
             }
         }
@@ -397,7 +441,7 @@ impl Plan {
             .collect();
         let [input] = inputs[..] else {
             return Err(graph_unsupported(format!(
-                "the graph has {} inputs; the GPU backend runs graphs with one float input",
+                "the graph has {} inputs; tern's kernels run graphs with one float input",
                 inputs.len()
             )));
         };
@@ -433,7 +477,7 @@ impl Plan {
                 let dtype = b.values[value].dtype;
                 if matches!(dtype, DType::F16 | DType::I8 | DType::U8) {
                     return Err(graph_unsupported(format!(
-                        "graph output {:?} is {}; the GPU backend returns float, integer and boolean outputs",
+                        "graph output {:?} is {}; tern's kernels return float, integer and boolean outputs",
                         o.name(),
                         dtype.name()
                     )));
@@ -466,20 +510,38 @@ impl Plan {
         Ok(plan)
     }
 
+    /// The first step the GPU cannot run (a tree walk), as the reason tern-gpu refuses the graph.
+    pub fn gpu_unsupported(&self) -> Option<Unsupported> {
+        self.steps
+            .iter()
+            .find(|step| !step.kernel.runs_on_gpu())
+            .map(|step| Unsupported {
+                node: step.node.clone(),
+                op_type: step.op_type.clone(),
+                reason: format!(
+                    "{} is not in the GPU backend's op subset ({} ai.onnx ops: tern_gpu::SUPPORTED_OPS)",
+                    step.op_type,
+                    SUPPORTED_OPS.len()
+                ),
+            })
+    }
+
     /// Types one node and adds its outputs; `Constant` nodes become constants (no step).
     fn step(b: &mut Builder, node: &NodeProto) -> Result<Option<Step>, Unsupported> {
         let op = node.op_type();
         let domain = node.domain();
-        if !(domain.is_empty() || domain == "ai.onnx") || !SUPPORTED_OPS.contains(&op) {
-            let full = if domain.is_empty() {
-                op.to_string()
-            } else {
-                format!("{domain}.{op}")
-            };
+        let full = if domain.is_empty() {
+            op.to_string()
+        } else {
+            format!("{domain}.{op}")
+        };
+        let tree = (domain, op) == TREE_ENSEMBLE || (domain, op) == (rcf::DOMAIN, rcf::OP_TYPE);
+        if !tree && (!(domain.is_empty() || domain == "ai.onnx") || !SUPPORTED_OPS.contains(&op)) {
             return Err(unsupported(
                 node,
                 format!(
-                    "{full} is not in the GPU backend's op subset ({} ai.onnx ops: tern_gpu::SUPPORTED_OPS)",
+                    "{full} is not among the ops tern's kernels run ({} ai.onnx ops: tern_runtime::gpu_ops::SUPPORTED, \
+                     and ai.onnx.ml.TreeEnsembleRegressor, ai.tern.RandomCutForestScore)",
                     SUPPORTED_OPS.len()
                 ),
             ));
@@ -517,7 +579,7 @@ impl Plan {
                 Some(d) => Err(unsupported(
                     node,
                     format!(
-                        "input {i} is {}; the GPU kernel takes {}",
+                        "input {i} is {}; the kernel takes {}",
                         d.name(),
                         allowed
                             .iter()
@@ -536,16 +598,26 @@ impl Plan {
                 .flatten()
                 .and_then(|v| constant_ints(&b.values[v]))
                 .ok_or_else(|| {
-                    unsupported(
-                        node,
-                        format!("input {i} must be a constant integer tensor on the GPU backend"),
-                    )
+                    unsupported(node, format!("input {i} must be a constant integer tensor"))
                 })
         };
         let axes_attribute = || node.attribute("axes").map(|a| a.ints.clone());
         let keepdims = int_attribute(node, "keepdims", 1) != 0;
         use DType::*;
         let (kernel, out_types): (Kernel, Vec<DType>) = match op {
+            "TreeEnsembleRegressor" | "RandomCutForestScore" => {
+                require(0, &[F32])?;
+                if inputs.len() != 1 {
+                    return Err(unsupported(node, "expected one input"));
+                }
+                let kernel = if op == "TreeEnsembleRegressor" {
+                    TreeEnsemble::from_node(node).map(|t| Kernel::TreeEnsemble(Arc::new(t)))
+                } else {
+                    Forest::from_node(node).map(|f| Kernel::RandomCutForest(Arc::new(f)))
+                };
+                let kernel = kernel.map_err(|e| unsupported(node, format!("{e:#}")))?;
+                (kernel, vec![F32])
+            }
             "Relu" | "Sigmoid" | "Tanh" | "Exp" | "Log" | "Sqrt" | "Abs" | "Neg" | "Reciprocal"
             | "Floor" | "Ceil" => {
                 require(0, &[F32])?;
@@ -901,8 +973,17 @@ impl Plan {
     }
 }
 
+/// `shape` seen as [outer, axis, inner] around `axis`.
+pub fn around(shape: &[usize], axis: usize) -> (usize, usize, usize) {
+    (
+        shape[..axis].iter().product(),
+        shape[axis],
+        shape[axis + 1..].iter().product(),
+    )
+}
+
 /// A possibly negative axis of a rank-`rank` tensor, as an index.
-pub(crate) fn axis_index(axis: i64, rank: usize) -> Result<usize, String> {
+pub fn axis_index(axis: i64, rank: usize) -> Result<usize, String> {
     let resolved = if axis < 0 { axis + rank as i64 } else { axis };
     if resolved < 0 || resolved >= rank as i64 {
         return Err(format!("axis {axis} is outside a rank-{rank} tensor"));
@@ -911,7 +992,7 @@ pub(crate) fn axis_index(axis: i64, rank: usize) -> Result<usize, String> {
 }
 
 /// The numpy broadcast of two shapes.
-pub(crate) fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
+pub fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
     let rank = a.len().max(b.len());
     (0..rank)
         .map(|i| {
@@ -936,7 +1017,7 @@ pub(crate) fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> 
 }
 
 /// The output shapes of `kernel` for input shapes `ins` (`None`: absent optional input).
-pub(crate) fn infer(kernel: &Kernel, ins: &[Option<&[usize]>]) -> Result<Vec<Vec<usize>>, String> {
+pub fn infer(kernel: &Kernel, ins: &[Option<&[usize]>]) -> Result<Vec<Vec<usize>>, String> {
     let input = |i: usize| -> Result<&[usize], String> {
         ins.get(i)
             .copied()
@@ -947,7 +1028,7 @@ pub(crate) fn infer(kernel: &Kernel, ins: &[Option<&[usize]>]) -> Result<Vec<Vec
     let rank_4 = |shape: &[usize]| -> Result<(), String> {
         if shape.len() > 4 {
             Err(format!(
-                "a rank-{} broadcast; the GPU kernels broadcast up to rank 4",
+                "a rank-{} broadcast; tern's kernels broadcast up to rank 4",
                 shape.len()
             ))
         } else {
@@ -985,7 +1066,7 @@ pub(crate) fn infer(kernel: &Kernel, ins: &[Option<&[usize]>]) -> Result<Vec<Vec
             let b = input(1)?;
             let ([m, k], [b0, b1]) = (a, b) else {
                 return Err(format!(
-                    "A {a:?} and B {b:?}: the GPU kernel multiplies 2-D matrices"
+                    "A {a:?} and B {b:?}: the kernel multiplies 2-D matrices"
                 ));
             };
             let (bk, n) = if *transpose_b { (*b1, *b0) } else { (*b0, *b1) };
@@ -1012,7 +1093,7 @@ pub(crate) fn infer(kernel: &Kernel, ins: &[Option<&[usize]>]) -> Result<Vec<Vec
             reduced.dedup();
             if reduced.windows(2).any(|w| w[1] != w[0] + 1) {
                 return Err(format!(
-                    "axes {reduced:?} are not contiguous; the GPU kernel reduces one run of axes"
+                    "axes {reduced:?} are not contiguous; the kernel reduces one run of axes"
                 ));
             }
             vec![a
@@ -1080,6 +1161,24 @@ pub(crate) fn infer(kernel: &Kernel, ins: &[Option<&[usize]>]) -> Result<Vec<Vec
             vec![a.to_vec()]
         }
         Kernel::View(view) => vec![view_shape(view, a)?],
+        Kernel::TreeEnsemble(ensemble) => {
+            let [rows, columns] = a else {
+                return Err(format!("the input {a:?} is not [N, features]"));
+            };
+            ensemble
+                .check_columns(*columns)
+                .map_err(|e| format!("{e:#}"))?;
+            vec![vec![*rows, ensemble.n_targets()]]
+        }
+        Kernel::RandomCutForest(forest) => {
+            let [rows, columns] = a else {
+                return Err(format!("the input {a:?} is not [N, features]"));
+            };
+            forest
+                .check_columns(*columns)
+                .map_err(|e| format!("{e:#}"))?;
+            vec![vec![*rows, 1]]
+        }
     })
 }
 
