@@ -20,6 +20,55 @@ pub fn onnx() -> tract_onnx::Onnx {
     framework
 }
 
+#[cfg(feature = "tract")]
+use tract_wiring::{eval_on_rows, wire_on_f32};
+
+#[cfg(feature = "tract")]
+mod tract_wiring {
+    use tract_onnx::tract_hir::internal::*;
+
+    /// Wires `op` (a tree op taking float32 rows) after `input`, with a cast to float32 first when `input` is another
+    /// type (the tree ops accept any numeric input).
+    pub fn wire_on_f32(
+        model: &mut TypedModel,
+        prefix: &str,
+        input: OutletId,
+        op: impl Into<Box<dyn TypedOp>>,
+    ) -> TractResult<TVec<OutletId>> {
+        let mut input = input;
+        if model.outlet_fact(input)?.datum_type != DatumType::F32 {
+            input = model.wire_node(
+                format!("{prefix}.cast"),
+                tract_onnx::tract_hir::tract_core::ops::cast::cast(DatumType::F32),
+                &[input],
+            )?[0];
+        }
+        model.wire_node(prefix, op, &[input])
+    }
+
+    /// A tree op's evaluation in tract: its one float32 `[N, F]` input to `[N, targets]` scores by `evaluate`
+    /// (row-major values, rows, columns).
+    pub fn eval_on_rows(
+        op: &str,
+        inputs: TVec<TValue>,
+        targets: usize,
+        evaluate: impl Fn(&[f32], usize, usize) -> anyhow::Result<Vec<f32>>,
+    ) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        ensure!(
+            input.rank() == 2,
+            "{op} input has rank {}, expected 2",
+            input.rank()
+        );
+        let (rows, columns) = (input.shape()[0], input.shape()[1]);
+        let view = input.to_plain_array_view::<f32>()?;
+        let values: Vec<f32> = view.iter().copied().collect();
+        let scores = evaluate(&values, rows, columns)?;
+        let tensor = Tensor::from_shape(&[rows, targets], &scores)?;
+        Ok(tvec!(tensor.into_tvalue()))
+    }
+}
+
 /// A node's attributes, read alike from tern's ONNX messages ([`crate::onnx::NodeProto`]) and tract's. Each getter
 /// returns `None` for an absent attribute and an error for one of another type.
 pub trait NodeAttributes {

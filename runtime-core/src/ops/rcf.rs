@@ -453,20 +453,13 @@ mod tract_op {
             model: &mut TypedModel,
             inputs: &[OutletId],
         ) -> TractResult<TVec<OutletId>> {
-            let mut input = inputs[0];
-            if model.outlet_fact(input)?.datum_type != DatumType::F32 {
-                input = model.wire_node(
-                    format!("{prefix}.cast"),
-                    tract_onnx::tract_hir::tract_core::ops::cast::cast(DatumType::F32),
-                    &[input],
-                )?[0];
-            }
-            model.wire_node(
+            super::super::wire_on_f32(
+                model,
                 prefix,
+                inputs[0],
                 RandomCutForestScoreOp {
                     forest: self.forest.clone(),
                 },
-                &[input],
             )
         }
     }
@@ -492,18 +485,9 @@ mod tract_op {
         op_out_of_plan!();
 
         fn eval(&self, _context: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-            let input = args_1!(inputs);
-            ensure!(
-                input.rank() == 2,
-                "{OP_TYPE} input has rank {}, expected 2",
-                input.rank()
-            );
-            let (rows, columns) = (input.shape()[0], input.shape()[1]);
-            let view = input.to_plain_array_view::<f32>()?;
-            let values: Vec<f32> = view.iter().copied().collect();
-            let scores = self.forest.evaluate(&values, rows, columns)?;
-            let tensor = Tensor::from_shape(&[rows, 1], &scores)?;
-            Ok(tvec!(tensor.into_tvalue()))
+            super::super::eval_on_rows(OP_TYPE, inputs, 1, |values, rows, columns| {
+                self.forest.evaluate(values, rows, columns)
+            })
         }
     }
 

@@ -486,20 +486,13 @@ mod tract_op {
             model: &mut TypedModel,
             inputs: &[OutletId],
         ) -> TractResult<TVec<OutletId>> {
-            let mut input = inputs[0];
-            if model.outlet_fact(input)?.datum_type != DatumType::F32 {
-                input = model.wire_node(
-                    format!("{prefix}.cast"),
-                    tract_onnx::tract_hir::tract_core::ops::cast::cast(DatumType::F32),
-                    &[input],
-                )?[0];
-            }
-            model.wire_node(
+            super::super::wire_on_f32(
+                model,
                 prefix,
+                inputs[0],
                 TreeEnsembleRegressorOp {
                     ensemble: self.ensemble.clone(),
                 },
-                &[input],
             )
         }
     }
@@ -526,18 +519,12 @@ mod tract_op {
         op_out_of_plan!();
 
         fn eval(&self, _context: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-            let input = args_1!(inputs);
-            ensure!(
-                input.rank() == 2,
-                "TreeEnsembleRegressor input has rank {}, expected 2",
-                input.rank()
-            );
-            let (rows, columns) = (input.shape()[0], input.shape()[1]);
-            let view = input.to_plain_array_view::<f32>()?;
-            let values: Vec<f32> = view.iter().copied().collect();
-            let scores = self.ensemble.evaluate(&values, rows, columns)?;
-            let tensor = Tensor::from_shape(&[rows, self.ensemble.n_targets], &scores)?;
-            Ok(tvec!(tensor.into_tvalue()))
+            super::super::eval_on_rows(
+                "TreeEnsembleRegressor",
+                inputs,
+                self.ensemble.n_targets,
+                |values, rows, columns| self.ensemble.evaluate(values, rows, columns),
+            )
         }
     }
 
