@@ -227,6 +227,21 @@ impl Package {
             .filter(|name| !initializers.contains(name))
             .collect();
         let output_names: Vec<String> = graph.output.iter().map(|v| v.name().to_string()).collect();
+        // Every graph output must be some node's output, an initializer or the input (tract panics on one that is
+        // none of them).
+        let produced = |name: &str| {
+            initializers.contains(&name)
+                || graph.input.iter().any(|v| v.name() == name)
+                || graph
+                    .node
+                    .iter()
+                    .any(|n| n.output.iter().any(|o| o == name))
+        };
+        if let Some(missing) = output_names.iter().find(|name| !produced(name)) {
+            return Err(graph_error(format!(
+                "graph output {missing:?} is not produced by any node, initializer or input"
+            )));
+        }
         let input = &manifest.inputs[0];
         if graph_inputs != [input.name.as_str()] {
             return Err(RuntimeError::Schema {

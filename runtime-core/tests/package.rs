@@ -4,7 +4,7 @@
 use prost::Message;
 use sha2::{Digest, Sha256};
 use tern_formats::recordio::{proto, RecordIoWriter};
-use tern_runtime::{Package, RuntimeError};
+use tern_runtime::{EngineKind, Package, RuntimeError};
 use tract_onnx::pb::{
     tensor_shape_proto, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto,
     OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
@@ -492,6 +492,25 @@ fn a_graph_with_an_unknown_op_is_refused_naming_the_op() {
         error.contains("model.onnx") && error.contains("Frobnicate"),
         "{error}"
     );
+}
+
+/// Found by the `package` fuzz target: tract panicked on a graph output that nothing produces.
+#[test]
+fn a_graph_output_nothing_produces_is_refused_on_both_engines() {
+    let mut model = tern_runtime::onnx::ModelProto::from_bytes(&binary_classifier()).unwrap();
+    let graph = model.graph.as_mut().unwrap();
+    graph.node.last_mut().unwrap().output[0] = "orphan".to_string();
+    let onnx = model.to_bytes();
+    for engine in [EngineKind::Tract, EngineKind::Interpreter] {
+        let error =
+            Package::from_bytes_with(manifest(&onnx, false).to_string().as_bytes(), &onnx, engine)
+                .unwrap_err()
+                .to_string();
+        assert!(
+            error.contains("graph output \"predicted_label\" is not produced"),
+            "{engine:?}: {error}"
+        );
+    }
 }
 
 #[test]
