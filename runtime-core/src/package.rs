@@ -170,7 +170,8 @@ impl Package {
     /// Verifies and prepares a package from the bytes of `manifest.json` and `model.onnx`: the manifest parses and
     /// has [`MANIFEST_VERSION`]; the graph's sha256 equals `graph_sha256` (so modified or truncated bytes are
     /// refused); the graph parses; the manifest's single input and its outputs exist in the graph, and the
-    /// response shape names declared outputs; the plan is typed for float32 `[N, feature_dim]` and optimised.
+    /// response shape names declared outputs; the graph is typed for float32 `[N, feature_dim]` and prepared for the
+    /// build's engine ([`EngineKind::DEFAULT`]).
     pub fn from_bytes(manifest: &[u8], onnx: &[u8]) -> Result<Package, RuntimeError> {
         Self::from_parts(
             manifest,
