@@ -10,7 +10,7 @@
 //! vectorize. ArgMax / ArgMin: the first (or with `select_last_index`, the last) extreme index, NaN never chosen,
 //! exactly as tract's reducer.
 
-/// The arithmetic of a [`ConstantRowOp`].
+/// The arithmetic of an elementwise op by a constant row.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum Arithmetic {
     Add,
@@ -36,7 +36,7 @@ pub fn constant_row(values: &mut [f32], row: &[f32], arithmetic: Arithmetic) {
     }
 }
 
-/// Which extreme a [`LastAxisArgExtreme`] finds.
+/// Which extreme ArgMax / ArgMin finds.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum Extreme {
     Max,
