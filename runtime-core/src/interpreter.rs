@@ -689,16 +689,7 @@ fn compute_in_place<'a>(
     inputs: &mut [Option<Tensor<'a>>],
 ) -> Result<Option<Tensor<'a>>, String> {
     let in_place = match &step.kernel {
-        Kernel::Unary(op) => !matches!(
-            op,
-            UnaryOp::Copy
-                | UnaryOp::FloatToInt
-                | UnaryOp::IntToFloat
-                | UnaryOp::BoolToFloat
-                | UnaryOp::FloatToBool
-                | UnaryOp::IntToBool
-                | UnaryOp::Not
-        ),
+        Kernel::Unary(op) => float_unary(*op).is_some(),
         Kernel::Binary(op) => matches!(
             op,
             BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div
@@ -741,18 +732,8 @@ fn compute_in_place<'a>(
     };
     match &step.kernel {
         Kernel::Unary(op) => {
-            let f: fn(f32) -> f32 = match op {
-                UnaryOp::Relu => |x| if x > 0.0 { x } else { 0.0 },
-                UnaryOp::Sigmoid => |x| 1.0 / (1.0 + (-x).exp()),
-                UnaryOp::Tanh => f32::tanh,
-                UnaryOp::Exp => f32::exp,
-                UnaryOp::Log => f32::ln,
-                UnaryOp::Sqrt => f32::sqrt,
-                UnaryOp::Abs => f32::abs,
-                UnaryOp::Neg => |x| -x,
-                UnaryOp::Reciprocal => |x| 1.0 / x,
-                UnaryOp::Floor => f32::floor,
-                _ => f32::ceil,
+            let Some(f) = float_unary(*op) else {
+                return give_back(inputs, shape, values);
             };
             values.iter_mut().for_each(|v| *v = f(*v));
         }
@@ -819,28 +800,38 @@ fn resolve_indices(indices: &[i64], r: usize) -> Result<Vec<usize>, String> {
     indices.iter().map(|&i| resolve_index(i, r)).collect()
 }
 
+/// The float → float function of a unary op (`None`: a cast or a logical op).
+fn float_unary(op: UnaryOp) -> Option<fn(f32) -> f32> {
+    Some(match op {
+        UnaryOp::Relu => |x| if x > 0.0 { x } else { 0.0 },
+        UnaryOp::Sigmoid => |x| 1.0 / (1.0 + (-x).exp()),
+        UnaryOp::Tanh => f32::tanh,
+        UnaryOp::Exp => f32::exp,
+        UnaryOp::Log => f32::ln,
+        UnaryOp::Sqrt => f32::sqrt,
+        UnaryOp::Abs => f32::abs,
+        UnaryOp::Neg => |x| -x,
+        UnaryOp::Reciprocal => |x| 1.0 / x,
+        UnaryOp::Floor => f32::floor,
+        UnaryOp::Ceil => f32::ceil,
+        _ => return None,
+    })
+}
+
 fn unary<'a>(op: UnaryOp, a: &Tensor<'a>) -> Result<Data<'a>, String> {
     let float = |f: fn(f32) -> f32| -> Result<Data, String> {
         Ok(Data::F32(Buf::new(
             a.as_f32()?.iter().map(|&x| f(x)).collect(),
         )))
     };
+    if let Some(f) = float_unary(op) {
+        return float(f);
+    }
     match op {
         UnaryOp::Copy => Ok(match &a.data {
             Data::Bool(v) => Data::I64(Buf::new(v.iter().map(|&b| i64::from(b)).collect())),
             other => other.clone(),
         }),
-        UnaryOp::Relu => float(|x| if x > 0.0 { x } else { 0.0 }),
-        UnaryOp::Sigmoid => float(|x| 1.0 / (1.0 + (-x).exp())),
-        UnaryOp::Tanh => float(f32::tanh),
-        UnaryOp::Exp => float(f32::exp),
-        UnaryOp::Log => float(f32::ln),
-        UnaryOp::Sqrt => float(f32::sqrt),
-        UnaryOp::Abs => float(f32::abs),
-        UnaryOp::Neg => float(|x| -x),
-        UnaryOp::Reciprocal => float(|x| 1.0 / x),
-        UnaryOp::Floor => float(f32::floor),
-        UnaryOp::Ceil => float(f32::ceil),
         UnaryOp::FloatToInt => Ok(Data::I64(Buf::new(
             a.as_f32()?.iter().map(|&x| x as i64).collect(),
         ))),
@@ -862,6 +853,8 @@ fn unary<'a>(op: UnaryOp, a: &Tensor<'a>) -> Result<Data<'a>, String> {
         UnaryOp::Not => Ok(Data::Bool(Buf::new(
             a.as_bool()?.iter().map(|&b| !b).collect(),
         ))),
+        // The float → float ops, answered by `float_unary` above.
+        float_op => Err(format!("{float_op:?} has no float function")),
     }
 }
 
