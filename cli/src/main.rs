@@ -11,6 +11,7 @@ use tern_formats::ContentType;
 use tern_trainer::data::{Channel, Dataset, TrainingInput};
 use tern_trainer::evaluation;
 use tern_trainer::job::{self, JobOptions, SageMakerLayout};
+use tern_trainer::outputs::OutputSet;
 use tern_trainer::{algorithms, Artifact, TrainingContext};
 
 mod serve;
@@ -174,13 +175,15 @@ struct CompileArgs {
     /// Targets to verify the graph's ops for: x86_64, aarch64, wasm32, gpu (repeatable; default the CPU targets).
     #[arg(long = "target")]
     targets: Vec<String>,
-    /// Write the package even when drift exceeds the precision's documented limit.
+    /// Write the package even when drift exceeds the precision's documented limit, and into an existing folder
+    /// that holds other files (only model.onnx and manifest.json in it are replaced; nothing else is touched).
     #[arg(long)]
     force: bool,
     /// Print the compiled graph (as tern inspect does).
     #[arg(long)]
     print: bool,
-    /// The package folder to write.
+    /// The package folder to write: a new folder, an empty one or an earlier package (replaced whole); a folder
+    /// holding other files is refused without --force.
     #[arg(long, short)]
     output: PathBuf,
 }
@@ -206,13 +209,82 @@ struct PredictArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Predictions cut short are worth a line; a listing cut short by `| head` is what its reader asked for.
+    let reports_closed_stdout = matches!(cli.command, Command::Predict(_));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if !reports_closed_stdout && closed_stdout(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", describe(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, `: `-separated, each cause left out when the text before already holds it (library
+/// errors often show their source in their own message as well as returning it as the source).
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+/// Why a write to standard output failed: the program reading the pipe exited (`tern algorithms | head -1`).
+#[derive(Debug)]
+struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output is a pipe whose reader has closed it (broken pipe)")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// Standard output for a command's results. Unlike `println!`, which panics, a write to a closed pipe returns an
+/// error naming the pipe ([`StdoutClosed`]).
+struct Stdout(std::io::StdoutLock<'static>);
+
+fn stdout() -> Stdout {
+    Stdout(std::io::stdout().lock())
+}
+
+fn name_closed_pipe(error: std::io::Error) -> std::io::Error {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        std::io::Error::new(std::io::ErrorKind::BrokenPipe, StdoutClosed)
+    } else {
+        error
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(name_closed_pipe)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(name_closed_pipe)
+    }
+}
+
+/// Whether `error` comes from writing to a standard output whose reader has gone.
+fn closed_stdout(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.is::<StdoutClosed>()
+            || cause
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.is::<StdoutClosed>())
+    })
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -283,13 +355,22 @@ struct TuneArgs {
     json: bool,
 }
 
-/// `--hp NAME=VALUE` pairs into `raw` (later pairs win).
+/// `--hp NAME=VALUE` pairs into `raw`, over what `raw` holds (a `--hyperparameters-file`'s values); a name given
+/// twice with `--hp` is refused, so a typo'd repeat never silently wins.
 fn insert_pairs(pairs: &[String], raw: &mut BTreeMap<String, String>) -> Result<()> {
+    let mut given = BTreeMap::new();
     for pair in pairs {
         let (name, value) = pair
             .split_once('=')
             .ok_or_else(|| anyhow!("--hp {pair:?}: expected NAME=VALUE, e.g. --hp epochs=15"))?;
-        raw.insert(name.trim().to_string(), value.trim().to_string());
+        let name = name.trim().to_string();
+        if let Some(first) = given.insert(name.clone(), value.trim().to_string()) {
+            bail!(
+                "--hp {name} is given twice ({name}={first} and {name}={}); give it once",
+                value.trim()
+            );
+        }
+        raw.insert(name, value.trim().to_string());
     }
     Ok(())
 }
@@ -338,8 +419,7 @@ fn tune(args: TuneArgs) -> Result<()> {
     let hyperparameters = algorithm.parse_hyperparameters(&raw)?;
     let points = algorithms::kmeans::elbow(&channel, &args.k, &hyperparameters)?;
     algorithms::kmeans::plot_elbow(&points, &args.plot)?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = stdout();
     if args.json {
         let rows: Vec<_> = points
             .iter()
@@ -454,8 +534,7 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
         args.content_type.as_deref(),
         Some(artifact.meta.feature_dim),
     )?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = stdout();
     if let Some(k) = args.kfold {
         let hyperparameters = algorithm.parse_hyperparameters(&artifact.meta.hyperparameters)?;
         let mut context = TrainingContext::new(args.json);
@@ -522,6 +601,47 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Where predictions go: standard output, or `--output` staged and committed only once every record is written
+/// (a bad record leaves an earlier file as it was). `--output` naming the input or the model is refused.
+fn prediction_output(args: &PredictArgs) -> Result<(Box<dyn Write>, Option<OutputSet>)> {
+    let Some(path) = &args.output else {
+        return Ok((Box::new(std::io::BufWriter::new(stdout())), None));
+    };
+    for (flag, input) in [
+        ("--input", args.input.as_deref()),
+        ("the model", Some(args.model.as_path())),
+    ] {
+        if input.is_some_and(|input| same_file(input, path)) {
+            bail!(
+                "--output {} is {flag}: predictions would overwrite what they are read from; choose another file",
+                path.display()
+            );
+        }
+    }
+    let mut outputs = OutputSet::new();
+    let staged = outputs.stage(path)?;
+    let file =
+        std::fs::File::create(&staged).with_context(|| format!("creating {}", path.display()))?;
+    Ok((Box::new(std::io::BufWriter::new(file)), Some(outputs)))
+}
+
+/// Whether `a` and `b` name the same existing file (through links, `..` or hard links).
+fn same_file(a: &Path, b: &Path) -> bool {
+    let (Ok(a_meta), Ok(b_meta)) = (std::fs::metadata(a), std::fs::metadata(b)) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        a_meta.dev() == b_meta.dev() && a_meta.ino() == b_meta.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a_meta, b_meta);
+        matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+    }
+}
+
 fn predict(args: PredictArgs) -> Result<()> {
     let (artifact, algorithm) = load_model(&args.model)?;
     let predictor = algorithm.load(&artifact)?;
@@ -545,12 +665,7 @@ fn predict(args: PredictArgs) -> Result<()> {
     };
     let stream = tern_formats::open_reader(&content_type, reader, &source)?;
     let feature_dim = predictor.feature_dim();
-    let mut out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
+    let (mut out, staged) = prediction_output(&args)?;
     let accept = args
         .accept
         .split(';')
@@ -622,6 +737,10 @@ fn predict(args: PredictArgs) -> Result<()> {
         writeln!(out, "{}", serde_json::Value::Object(response))?;
     }
     out.flush()?;
+    drop(out);
+    if let Some(outputs) = staged {
+        outputs.commit()?;
+    }
     Ok(())
 }
 
@@ -646,9 +765,14 @@ fn compile(args: CompileArgs) -> Result<()> {
         force: args.force,
     };
     let package = tern_compiler::compile(&artifact, &options)?;
-    package.write(&args.output)?;
+    let overwrite = if args.force {
+        tern_compiler::Overwrite::Files
+    } else {
+        tern_compiler::Overwrite::PackageOnly
+    };
+    package.write_with(&args.output, overwrite)?;
     if args.print {
-        println!("{}", tern_compiler::inspect(&package.onnx)?);
+        writeln!(stdout(), "{}", tern_compiler::inspect(&package.onnx)?)?;
     }
     let tolerance = &package.manifest.tolerance;
     eprintln!(
@@ -674,10 +798,23 @@ fn inspect(path: &Path) -> Result<()> {
     };
     let onnx =
         std::fs::read(&onnx_path).with_context(|| format!("reading {}", onnx_path.display()))?;
-    println!("{}", tern_compiler::inspect(&onnx)?);
+    let mut out = stdout();
+    writeln!(out, "{}", tern_compiler::inspect(&onnx)?)?;
     if let Some(manifest_path) = manifest_path.filter(|p| p.exists()) {
-        let manifest = std::fs::read_to_string(&manifest_path)?;
-        println!("manifest.json:\n{manifest}");
+        let manifest = std::fs::read(&manifest_path)
+            .with_context(|| format!("reading {}", manifest_path.display()))?;
+        // The manifest's verified tolerance describes the graph it was written with, and no other.
+        tern_runtime::package::verified_manifest(
+            &manifest,
+            &manifest_path.display().to_string(),
+            &onnx,
+            &onnx_path.display().to_string(),
+        )?;
+        writeln!(
+            out,
+            "manifest.json:\n{}",
+            String::from_utf8_lossy(&manifest)
+        )?;
     }
     Ok(())
 }
@@ -690,14 +827,13 @@ fn predict_package(args: PredictArgs) -> Result<()> {
         )),
         None => Box::new(std::io::stdin()),
     };
-    let mut out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
+    let (mut out, staged) = prediction_output(&args)?;
     package.predict_stream(reader, &args.content_type, &args.accept, &mut out)?;
     out.flush()?;
+    drop(out);
+    if let Some(outputs) = staged {
+        outputs.commit()?;
+    }
     Ok(())
 }
 
@@ -706,12 +842,14 @@ fn list_algorithms(only: Option<&str>) -> Result<()> {
         Some(name) => vec![algorithms::find(name)?],
         None => algorithms::all().to_vec(),
     };
+    let mut out = stdout();
     for algorithm in selected {
-        println!(
+        writeln!(
+            out,
             "{} (trains on {})",
             algorithm.name(),
             algorithm.content_types().join(", ")
-        );
+        )?;
         for spec in algorithm.hyperparameters() {
             let default = match (spec.required, spec.default) {
                 (true, _) => "required".to_string(),
@@ -719,7 +857,7 @@ fn list_algorithms(only: Option<&str>) -> Result<()> {
                 (false, None) => "optional".to_string(),
             };
             let auto = if spec.accepts_auto { " or auto" } else { "" };
-            println!("  {:<44} {}{auto}; {default}", spec.name, spec.kind);
+            writeln!(out, "  {:<44} {}{auto}; {default}", spec.name, spec.kind)?;
         }
     }
     Ok(())

@@ -69,6 +69,14 @@ pub enum CompileError {
     #[error("model.onnx is not a valid ONNX protobuf: {0}")]
     Decode(String),
 
+    /// The package's destination holds something that is not a tern package, which the writer never replaces.
+    #[error("{}: {holds}; a package is written only to a new folder, an empty one or an earlier package: {hint}", path.display())]
+    OutputNotPackage {
+        path: PathBuf,
+        holds: String,
+        hint: String,
+    },
+
     /// A file system failure.
     #[error("{}: {source}", path.display())]
     Io {

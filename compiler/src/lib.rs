@@ -51,8 +51,7 @@ pub mod lower;
 pub mod passes;
 pub mod quantize;
 pub mod targets;
-
-use std::path::Path;
+pub mod write;
 
 use ndarray::Array2;
 use sha2::{Digest, Sha256};
@@ -66,6 +65,7 @@ pub use inspect::inspect;
 pub use lower::{LabelRule, Lowered};
 pub use passes::PassReport;
 pub use tern_runtime::Precision;
+pub use write::Overwrite;
 
 /// ONNX IR version of every package (opset 17 needs IR 8).
 pub const IR_VERSION: i64 = 8;
@@ -179,6 +179,12 @@ pub fn compile(
     options: &CompileOptions,
 ) -> Result<CompiledPackage, CompileError> {
     let targets = targets::resolve(&options.targets)?;
+    if let Some((tensor, index, value)) = artifact.first_non_finite() {
+        return Err(CompileError::artifact(
+            &artifact.meta.algorithm,
+            format!("weight {tensor}[{index}] is {value}; a model with non-finite weights predicts NaN (retrain it)"),
+        ));
+    }
     let lowered = lower::lower(artifact)?;
     if lowered.algorithm == lower::rcf::NAME && options.precision != Precision::Fp32 {
         return Err(CompileError::UnsupportedFeature {
@@ -192,6 +198,20 @@ pub fn compile(
     let mut graph = lowered.graph.clone();
     let report = passes::optimise(&mut graph)?;
     let d = lowered.feature_dim;
+    // Verification holds its rows about four times over: the rows, the trainer's dense copy, the graph's input
+    // and the tree models' missing-value copies.
+    let verified_rows = [&options.held_out, &options.calibration]
+        .into_iter()
+        .flatten()
+        .map(|data| data.n_rows().min(MAX_SAMPLE_ROWS))
+        .next()
+        .unwrap_or(SYNTHETIC_ROWS);
+    tern_trainer::memory::ensure(verified_rows as u128 * d as u128 * 16, || {
+        format!(
+            "verifying {} on {verified_rows} rows of {d} features (feature_dim of the artifact)",
+            artifact.meta.algorithm
+        )
+    })?;
 
     let calibration = match &options.calibration {
         Some(data) => sample_rows(data, d, "calibration")?,
@@ -369,9 +389,12 @@ impl Lcg {
     }
 }
 
+/// The rows [`synthetic_rows`] makes.
+const SYNTHETIC_ROWS: usize = 512;
+
 fn synthetic_rows(artifact: &Artifact, lowered: &Lowered) -> Vec<f32> {
     let d = lowered.feature_dim;
-    let rows = 512;
+    let rows = SYNTHETIC_ROWS;
     let mut rng = Lcg(0x7465726e);
     let mut thresholds: Vec<Vec<f32>> = vec![Vec::new(); d];
     for node in lowered
@@ -449,6 +472,16 @@ fn measure(
     })?;
     let scores = score.to_f32();
     let expected: Vec<f32> = reference.scores.iter().copied().collect();
+    // A model whose scores are not numbers cannot be verified: NaN agrees with nothing, not even NaN.
+    if let Some(i) = expected.iter().position(|s| !s.is_finite()) {
+        let columns = reference.scores.ncols().max(1);
+        return Err(CompileError::Verification(format!(
+            "the trained model scores verification row {} as {}; a model whose predictions are not finite \
+             cannot be packaged (retrain it: its weights or training diverged)",
+            i / columns + 1,
+            expected[i]
+        )));
+    }
     if scores.len() != expected.len() {
         return Err(CompileError::Execution(format!(
             "the graph returned {} scores, the trainer {}",
@@ -529,53 +562,4 @@ fn measure(
         }
     }
     Ok(drift)
-}
-
-impl CompiledPackage {
-    /// Writes `dir/model.onnx` and `dir/manifest.json` atomically: both go into a temporary directory beside `dir`,
-    /// which is then renamed to `dir` (an existing `dir` is moved aside first and removed after), so a reader
-    /// sees the old package or the new one, never half of one.
-    pub fn write(&self, dir: &Path) -> Result<(), CompileError> {
-        let parent = match dir.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => std::path::PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&parent).map_err(|e| CompileError::io(&parent, e))?;
-        let staging = tempfile::Builder::new()
-            .prefix(".tern-package-")
-            .tempdir_in(&parent)
-            .map_err(|e| CompileError::io(&parent, e))?;
-        let mut manifest = serde_json::to_vec_pretty(&self.manifest)
-            .map_err(|e| CompileError::Graph(format!("manifest: {e}")))?;
-        manifest.push(b'\n');
-        for (name, bytes) in [("model.onnx", &self.onnx), ("manifest.json", &manifest)] {
-            let path = staging.path().join(name);
-            std::fs::write(&path, bytes).map_err(|e| CompileError::io(&path, e))?;
-        }
-        let staged = staging.keep();
-        let aside = if dir.exists() {
-            let aside = parent.join(format!(
-                ".tern-package-old-{}-{}",
-                std::process::id(),
-                dir.file_name()
-                    .map(|n| n.to_string_lossy().to_string())
-                    .unwrap_or_default()
-            ));
-            std::fs::rename(dir, &aside).map_err(|e| CompileError::io(dir, e))?;
-            Some(aside)
-        } else {
-            None
-        };
-        if let Err(e) = std::fs::rename(&staged, dir) {
-            if let Some(aside) = &aside {
-                let _ = std::fs::rename(aside, dir);
-            }
-            let _ = std::fs::remove_dir_all(&staged);
-            return Err(CompileError::io(dir, e));
-        }
-        if let Some(aside) = aside {
-            std::fs::remove_dir_all(&aside).map_err(|e| CompileError::io(&aside, e))?;
-        }
-        Ok(())
-    }
 }

@@ -18,7 +18,7 @@
 
 use std::io::{BufWriter, Read, Write};
 
-use crate::text::{is_blank, parse_f32, quote, trim, write_f32, LineReader};
+use crate::text::{is_blank, number_problem, parse_f32, quote, trim, write_f32, LineReader};
 use crate::{Features, FormatError, Location, Record};
 
 /// How to split a CSV row into label, weight and features.
@@ -105,7 +105,8 @@ impl<R: Read> CsvReader<R> {
                     Some(value) if index < leading => weight = Some(value),
                     Some(value) => features.push(value),
                     None => {
-                        bad_field = Some((index + 1, quote(trim(field))));
+                        bad_field =
+                            Some((index + 1, quote(trim(field)), number_problem(trim(field))));
                         break;
                     }
                 }
@@ -121,7 +122,7 @@ impl<R: Read> CsvReader<R> {
                     ),
                 ));
             }
-            if let Some((column, text)) = bad_field {
+            if let Some((column, text, problem)) = bad_field {
                 let what = if column <= self.options.label_size {
                     "label"
                 } else if column <= leading {
@@ -132,7 +133,7 @@ impl<R: Read> CsvReader<R> {
                 return Err(self.error(
                     line_number,
                     Some(column),
-                    format!("expected a number ({what}), found {text}"),
+                    format!("expected a number ({what}), found {text}: {problem}"),
                 ));
             }
             if field_count < leading {

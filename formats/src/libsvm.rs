@@ -19,7 +19,7 @@
 use std::collections::VecDeque;
 use std::io::{BufWriter, Read, Write};
 
-use crate::text::{is_blank, parse_f32, quote, write_f32, LineReader};
+use crate::text::{is_blank, number_problem, parse_f32, quote, write_f32, LineReader};
 use crate::{Features, FormatError, Location, Record};
 
 /// How feature indices in the file map to 0-based feature numbers.
@@ -226,8 +226,9 @@ fn parse_line(content: &[u8], line: u64) -> Result<RawRecord, (String, String)> 
         (
             "label".to_string(),
             format!(
-                "expected a number as the label, found {}",
-                quote(label_text)
+                "expected a number as the label, found {}: {}",
+                quote(label_text),
+                number_problem(label_text)
             ),
         )
     })?;
@@ -237,8 +238,9 @@ fn parse_line(content: &[u8], line: u64) -> Result<RawRecord, (String, String)> 
                 (
                     "weight".to_string(),
                     format!(
-                        "expected a number as the weight (label:weight), found {}",
-                        quote(text)
+                        "expected a number as the weight (label:weight), found {}: {}",
+                        quote(text),
+                        number_problem(text)
                     ),
                 )
             })
@@ -278,7 +280,11 @@ fn parse_line(content: &[u8], line: u64) -> Result<RawRecord, (String, String)> 
         let value = parse_f32(value_text).ok_or_else(|| {
             (
                 format!("index {index}"),
-                format!("expected a number as the value, found {}", quote(token)),
+                format!(
+                    "expected a number as the value, found {}: {}",
+                    quote(token),
+                    number_problem(value_text)
+                ),
             )
         })?;
         if let Some(&previous) = indices.last() {

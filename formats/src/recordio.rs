@@ -383,11 +383,26 @@ fn tensor<'a>(value: &'a proto::Value, field: &str) -> Result<Tensor<'a>, (Strin
             keys: &t.keys,
             shape: &t.shape,
         }),
-        Some(Kind::Float64Tensor(t)) => Ok(Tensor {
-            values: t.values.iter().map(|&v| v as f32).collect(),
-            keys: &t.keys,
-            shape: &t.shape,
-        }),
+        Some(Kind::Float64Tensor(t)) => {
+            let values: Vec<f32> = t.values.iter().map(|&v| v as f32).collect();
+            // A finite float64 beyond float32's range would otherwise arrive as infinity.
+            if let Some(i) =
+                (0..values.len()).find(|&i| values[i].is_infinite() && t.values[i].is_finite())
+            {
+                return Err((
+                    format!("{field}[{i}]"),
+                    format!(
+                        "{:e} is beyond float32's range (|x| <= 3.4028235e38)",
+                        t.values[i]
+                    ),
+                ));
+            }
+            Ok(Tensor {
+                values,
+                keys: &t.keys,
+                shape: &t.shape,
+            })
+        }
         Some(Kind::Int32Tensor(t)) => Ok(Tensor {
             values: t.values.iter().map(|&v| v as f32).collect(),
             keys: &t.keys,

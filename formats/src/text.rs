@@ -86,9 +86,28 @@ pub(crate) fn quote(bytes: &[u8]) -> String {
     }
 }
 
-/// Parses a decimal number (Rust's `f32` grammar: `1`, `-2.5e-3`, `inf`, `nan`), or `None`.
+/// Parses a decimal number (Rust's `f32` grammar: `1`, `-2.5e-3`, `inf`, `nan`), or `None`; a finite number beyond
+/// float32's range (`1e308`) is `None` too, never silently infinity ([`number_problem`] says which).
 pub(crate) fn parse_f32(bytes: &[u8]) -> Option<f32> {
-    std::str::from_utf8(bytes).ok()?.parse().ok()
+    let text = std::str::from_utf8(bytes).ok()?;
+    let value: f32 = text.parse().ok()?;
+    if value.is_infinite() && text.parse::<f64>().is_ok_and(f64::is_finite) {
+        return None;
+    }
+    Some(value)
+}
+
+/// Why [`parse_f32`] refused `bytes`, for error messages.
+pub(crate) fn number_problem(bytes: &[u8]) -> &'static str {
+    let finite_f64 = std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|t| t.trim().parse::<f64>().ok())
+        .is_some_and(f64::is_finite);
+    if finite_f64 {
+        "a number beyond float32's range (|x| <= 3.4028235e38)"
+    } else {
+        "not a number"
+    }
 }
 
 /// Writes `value` in the shortest form that parses back to the same `f32`: plain decimals for ordinary magnitudes,
@@ -105,6 +124,20 @@ pub(crate) fn write_f32<W: Write + ?Sized>(out: &mut W, value: f32) -> std::io::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_beyond_float32_are_refused_not_infinite() {
+        assert_eq!(parse_f32(b"1e308"), None);
+        assert_eq!(parse_f32(b"-4e38"), None);
+        assert_eq!(
+            number_problem(b"1e308"),
+            "a number beyond float32's range (|x| <= 3.4028235e38)"
+        );
+        assert_eq!(number_problem(b"abc"), "not a number");
+        assert_eq!(parse_f32(b"inf"), Some(f32::INFINITY));
+        assert_eq!(parse_f32(b"3.4028235e38"), Some(f32::MAX));
+        assert_eq!(parse_f32(b"1e-50"), Some(0.0));
+    }
 
     #[test]
     fn lines_drop_terminators_and_the_byte_order_mark() {

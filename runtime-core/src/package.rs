@@ -198,16 +198,7 @@ impl Package {
         graph_file: &str,
         engine: EngineKind,
     ) -> Result<Package, RuntimeError> {
-        let manifest = parse_manifest(manifest_bytes, manifest_file)?;
-        let actual = hex(&Sha256::digest(onnx));
-        if !actual.eq_ignore_ascii_case(&manifest.graph_sha256) {
-            return Err(RuntimeError::GraphDigest {
-                file: graph_file.to_string(),
-                expected: manifest.graph_sha256.clone(),
-                actual,
-                bytes: onnx.len(),
-            });
-        }
+        let manifest = verified_manifest(manifest_bytes, manifest_file, onnx, graph_file)?;
         check_manifest(&manifest, manifest_file)?;
 
         let graph_error = |message: String| RuntimeError::Graph {
@@ -660,6 +651,28 @@ fn check_manifest(manifest: &Manifest, file: &str) -> Result<(), RuntimeError> {
         }
     }
     Ok(())
+}
+
+/// Parses `manifest.json` and checks that the graph's sha256 is the one it records, so what the manifest says about
+/// the graph (its verified tolerance, its inputs) is about these bytes. `manifest_file` and `graph_file` name the
+/// files in errors ([`RuntimeError::Manifest`], [`RuntimeError::GraphDigest`]).
+pub fn verified_manifest(
+    manifest_bytes: &[u8],
+    manifest_file: &str,
+    onnx: &[u8],
+    graph_file: &str,
+) -> Result<Manifest, RuntimeError> {
+    let manifest = parse_manifest(manifest_bytes, manifest_file)?;
+    let actual = hex(&Sha256::digest(onnx));
+    if !actual.eq_ignore_ascii_case(&manifest.graph_sha256) {
+        return Err(RuntimeError::GraphDigest {
+            file: graph_file.to_string(),
+            expected: manifest.graph_sha256.clone(),
+            actual,
+            bytes: onnx.len(),
+        });
+    }
+    Ok(manifest)
 }
 
 fn hex(bytes: &[u8]) -> String {

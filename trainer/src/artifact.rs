@@ -73,6 +73,14 @@ pub struct Artifact {
     pub files: BTreeMap<String, Vec<u8>>,
 }
 
+/// The most bytes of `artifact.json` an artifact reader takes.
+pub const MAX_META_BYTES: u128 = 16 << 20;
+/// How many times its compressed size an artifact may unpack to (model weights compress little; a run of zeros
+/// compresses a thousandfold).
+pub const MAX_EXPANSION: u128 = 100;
+/// An artifact may always unpack to this many bytes, however well it compresses.
+pub const MIN_EXPANDED_BYTES: u128 = 256 << 20;
+
 const META_FILE: &str = "artifact.json";
 const WEIGHTS_FILE: &str = "weights.safetensors";
 
@@ -108,6 +116,18 @@ impl Artifact {
         self.tensors.get(name).ok_or_else(|| TrainError::Artifact {
             path: self.meta.algorithm.clone(),
             message: format!("tensor {name:?} is missing from {WEIGHTS_FILE}"),
+        })
+    }
+
+    /// The first NaN or infinite weight, as (tensor name, flat index, value): a model holding one (training that
+    /// diverged) predicts NaN, and is refused by the job and the compiler.
+    pub fn first_non_finite(&self) -> Option<(&str, usize, f32)> {
+        self.tensors.iter().find_map(|(name, tensor)| {
+            tensor
+                .data
+                .iter()
+                .position(|v| !v.is_finite())
+                .map(|i| (name.as_str(), i, tensor.data[i]))
         })
     }
 
@@ -152,6 +172,12 @@ impl Artifact {
     }
 
     /// Parses archive bytes; `name` is used in errors.
+    ///
+    /// What is read is bounded by what the format holds, before anything is allocated for it: `artifact.json` at
+    /// most [`MAX_META_BYTES`]; `weights.safetensors` and the algorithm's own files (named `<algorithm>-…`, such as
+    /// `xgboost-model.json`) together at most [`MAX_EXPANSION`] times the archive's compressed size (at least
+    /// [`MIN_EXPANDED_BYTES`]) and what the process may allocate ([`crate::memory`]). Other entries, and entries
+    /// that are not plain files, are skipped without being read.
     pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Artifact, TrainError> {
         let error = |message: String| TrainError::Artifact {
             path: name.to_string(),
@@ -162,6 +188,9 @@ impl Artifact {
         let entries = archive
             .entries()
             .map_err(|e| error(format!("not a gzip'd tar archive: {e}")))?;
+        let expansion_limit = (bytes.len() as u128 * MAX_EXPANSION).max(MIN_EXPANDED_BYTES);
+        let mut expanded: u128 = 0;
+        let mut algorithm: Option<String> = None;
         for entry in entries {
             let mut entry =
                 entry.map_err(|e| error(format!("truncated or corrupt archive: {e}")))?;
@@ -170,10 +199,38 @@ impl Artifact {
             }
             let path = entry.path().map_err(|e| error(e.to_string()))?;
             let file_name = path.to_string_lossy().trim_start_matches("./").to_string();
-            let mut contents = Vec::new();
+            let size = u128::from(entry.header().size().map_err(|e| error(e.to_string()))?);
+            let known = file_name == META_FILE
+                || file_name == WEIGHTS_FILE
+                || algorithm
+                    .as_ref()
+                    .is_none_or(|a| file_name.starts_with(&format!("{a}-")));
+            if !known {
+                continue;
+            }
+            if file_name == META_FILE && size > MAX_META_BYTES {
+                return Err(error(format!(
+                    "{META_FILE} declares {size} bytes; at most {MAX_META_BYTES} are read"
+                )));
+            }
+            expanded += size;
+            if expanded > expansion_limit {
+                return Err(error(format!(
+                    "entry {file_name} ({size} bytes) takes the archive past {expansion_limit} bytes unpacked, \
+                     {MAX_EXPANSION} times its {} compressed bytes: not a model tern wrote",
+                    bytes.len()
+                )));
+            }
+            crate::memory::ensure(expanded, || format!("{name}: unpacking entry {file_name}"))?;
+            let mut contents = Vec::with_capacity(size as usize);
             entry
                 .read_to_end(&mut contents)
                 .map_err(|e| error(format!("truncated or corrupt archive at {file_name}: {e}")))?;
+            if file_name == META_FILE {
+                algorithm = serde_json::from_slice::<serde_json::Value>(&contents)
+                    .ok()
+                    .and_then(|v| v.get("algorithm")?.as_str().map(str::to_string));
+            }
             files.insert(file_name, contents);
         }
         let meta_bytes = files.remove(META_FILE).ok_or_else(|| {
@@ -256,7 +313,13 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|e| TrainError::io(dir, e))?;
+    crate::outputs::recover(dir)?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(&crate::outputs::process_prefix(
+            crate::outputs::TEMPORARY_PREFIX,
+        ))
+        .tempfile_in(dir)
+        .map_err(|e| TrainError::io(dir, e))?;
     temp.write_all(bytes).map_err(|e| TrainError::io(path, e))?;
     temp.as_file()
         .sync_all()
@@ -286,7 +349,9 @@ mod tests {
         artifact
             .tensors
             .insert("weight".into(), Tensor::new(vec![2, 1], vec![0.5, -1.25]));
-        artifact.files.insert("notes.txt".into(), b"hi".to_vec());
+        artifact
+            .files
+            .insert("linear-learner-notes.txt".into(), b"hi".to_vec());
         artifact
             .meta
             .training_metrics
@@ -300,6 +365,50 @@ mod tests {
         let bytes = artifact.to_bytes().unwrap();
         assert_eq!(bytes, artifact.to_bytes().unwrap());
         assert_eq!(Artifact::from_bytes(&bytes, "m").unwrap(), artifact);
+    }
+
+    /// A tar.gz of `entries` (name, size of zero bytes), as a hostile user would build one.
+    fn archive_of_zeros(entries: &[(&str, usize)]) -> Vec<u8> {
+        let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let mut builder = tar::Builder::new(encoder);
+        for &(name, size) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(size as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, name, std::io::repeat(0).take(size as u64))
+                .unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn a_compressed_run_of_zeros_is_refused_before_it_is_read() {
+        // 300 MB of zeros: about 300 kB compressed.
+        let bomb = archive_of_zeros(&[("weights.safetensors", 300_000_000)]);
+        let message = Artifact::from_bytes(&bomb, "bomb.tar.gz")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("weights.safetensors") && message.contains("compressed"),
+            "{message}"
+        );
+        let meta_bomb = archive_of_zeros(&[("artifact.json", 20 << 20)]);
+        let message = Artifact::from_bytes(&meta_bomb, "m")
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("artifact.json declares"), "{message}");
+    }
+
+    #[test]
+    fn entries_of_other_names_are_skipped() {
+        let mut artifact = sample();
+        artifact
+            .files
+            .insert("notes.txt".into(), b"not the algorithm's".to_vec());
+        let back = Artifact::from_bytes(&artifact.to_bytes().unwrap(), "m").unwrap();
+        assert_eq!(back, sample());
     }
 
     #[test]

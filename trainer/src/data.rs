@@ -170,6 +170,26 @@ impl Dataset {
         self.features.n_cols()
     }
 
+    /// Where the feature count came from, for errors about sizes: the record holding the highest sparse index
+    /// (or declaring the widest shape), or the dense rows' width, in `channel`.
+    pub fn width_origin(&self, channel: &str) -> String {
+        match &self.features {
+            FeatureMatrix::Dense(m) => format!("the {} columns of channel {channel}", m.ncols()),
+            FeatureMatrix::Sparse(m) => {
+                let widest = (0..m.n_rows)
+                    .find(|&i| m.row(i).0.last().map(|&j| j as usize + 1) == Some(m.n_cols));
+                match widest {
+                    Some(i) => format!(
+                        "feature index {} in record {} of channel {channel}",
+                        m.n_cols - 1,
+                        i + 1
+                    ),
+                    None => format!("the declared shape [{}] in channel {channel}", m.n_cols),
+                }
+            }
+        }
+    }
+
     /// The labels, or a [`TrainError::Data`] naming `channel` when the data carry none.
     pub fn require_labels(&self, channel: &str) -> Result<&[f32], TrainError> {
         self.labels.as_deref().ok_or_else(|| {

@@ -34,6 +34,18 @@ pub enum TrainError {
     /// The job configuration (channels, inputdataconfig.json, options) is inconsistent.
     #[error("{0}")]
     Config(String),
+    /// A size taken from input (a feature index, a declared shape, a hyperparameter, an archive entry) needs more
+    /// memory than the job may allocate ([`crate::memory`]).
+    #[error(
+        "{what} needs {}, more than the {} this process may still allocate (see TERN_MEMORY_LIMIT_MB)",
+        crate::memory::human_bytes(*bytes),
+        crate::memory::human_bytes(u128::from(*available))
+    )]
+    TooLarge {
+        what: String,
+        bytes: u128,
+        available: u64,
+    },
     /// Training diverged or otherwise failed inside the algorithm.
     #[error("{algorithm}: {message}")]
     Algorithm { algorithm: String, message: String },

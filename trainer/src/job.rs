@@ -13,6 +13,7 @@ use tern_formats::ContentType;
 use crate::algorithm::{Algorithm, MetricRecord, Task, TrainingContext};
 use crate::artifact::{write_atomically, Artifact};
 use crate::data::{Channel, ChannelSource, TrainingInput};
+use crate::outputs::OutputSet;
 use crate::{algorithms, metrics, plots, TrainError};
 
 /// What a job writes besides the model, and how loudly it runs.
@@ -77,13 +78,24 @@ pub fn run(
 
     let mut context = TrainingContext::new(options.quiet).with_device(options.device);
     let mut artifact = algorithm.train(&hyperparameters, input, &mut context)?;
+    if let Some((tensor, index, value)) = artifact.first_non_finite() {
+        return Err(TrainError::Algorithm {
+            algorithm: algorithm.name().to_string(),
+            message: format!(
+                "training diverged: weight {tensor}[{index}] is {value}; the model would predict NaN \
+                 (a smaller learning rate, or normalized data, usually fixes it)"
+            ),
+        });
+    }
     artifact.meta.provenance.data_sha256 = channel_digests(input)?;
     artifact.meta.provenance.seed = hyperparameters.integer("seed").map(|s| s as u64);
     for (name, value) in context.final_metrics() {
         artifact.meta.training_metrics.entry(name).or_insert(value);
     }
+    // Every output is staged and then committed as one unit (crate::outputs), the model's folder last.
+    let mut outputs = OutputSet::new();
     let model_path = model_dir.join("model.tar.gz");
-    artifact.write(&model_path)?;
+    outputs.write(&model_path, &artifact.to_bytes()?)?;
 
     let metrics_path = options
         .metrics_path
@@ -98,12 +110,27 @@ pub fn run(
     let mut bytes =
         serde_json::to_vec_pretty(&metrics_json).map_err(|e| TrainError::Config(e.to_string()))?;
     bytes.push(b'\n');
-    write_atomically(&metrics_path, &bytes)?;
+    outputs.write(&metrics_path, &bytes)?;
 
     let mut written = Vec::new();
     if !options.no_plots {
-        written = write_plots(algorithm, &artifact, input, context.metrics(), output_dir)?;
+        written = write_plots(
+            algorithm,
+            &artifact,
+            input,
+            context.metrics(),
+            output_dir,
+            &mut outputs,
+        )?;
     }
+    // Plots an earlier run left in the folder would describe another model.
+    for name in PLOTS {
+        let path = output_dir.join(name);
+        if !written.contains(&path) {
+            outputs.retire(&path)?;
+        }
+    }
+    outputs.commit()?;
     Ok(JobOutcome {
         artifact,
         model_path,
@@ -115,20 +142,25 @@ pub fn run(
 
 /// The learning curve (when the algorithm reported per-epoch metrics) and, for binary classifiers, ROC and PR curves
 /// on the validation channel (else the training channel), as SVG.
+/// The plots a job may write into its output folder.
+const PLOTS: [&str; 3] = ["learning_curve.svg", "roc_curve.svg", "pr_curve.svg"];
+
+/// Stages the plots in `outputs` and returns their final paths.
 fn write_plots(
     algorithm: &dyn Algorithm,
     artifact: &Artifact,
     input: &TrainingInput,
     history: &[MetricRecord],
     output_dir: &Path,
+    outputs: &mut OutputSet,
 ) -> Result<Vec<PathBuf>, TrainError> {
     let mut written = Vec::new();
     if history.iter().any(|m| m.epoch.is_some()) {
-        let path = output_dir.join("learning_curve.svg");
+        let path = output_dir.join(PLOTS[0]);
         plots::plot_learning_curve(
             history,
             &format!("{} learning curve", algorithm.name()),
-            &path,
+            &outputs.stage(&path)?,
         )?;
         written.push(path);
     }
@@ -146,14 +178,18 @@ fn write_plots(
     let score = predictions.score_column();
     let weights = dataset.weights.as_deref();
     let roc = metrics::roc_curve(labels, &score, weights);
-    let roc_path = output_dir.join("roc_curve.svg");
-    plots::plot_roc_curve(&roc, metrics::roc_auc(labels, &score, weights), &roc_path)?;
+    let roc_path = output_dir.join(PLOTS[1]);
+    plots::plot_roc_curve(
+        &roc,
+        metrics::roc_auc(labels, &score, weights),
+        &outputs.stage(&roc_path)?,
+    )?;
     let pr = metrics::precision_recall_curve(labels, &score, weights);
-    let pr_path = output_dir.join("pr_curve.svg");
+    let pr_path = output_dir.join(PLOTS[2]);
     plots::plot_pr_curve(
         &pr,
         metrics::average_precision(labels, &score, weights),
-        &pr_path,
+        &outputs.stage(&pr_path)?,
     )?;
     written.extend([roc_path, pr_path]);
     Ok(written)

@@ -28,7 +28,9 @@ pub mod evaluation;
 pub mod gpu;
 pub mod hyperparameters;
 pub mod job;
+pub mod memory;
 pub mod metrics;
+pub mod outputs;
 pub mod plots;
 
 pub use algorithm::{

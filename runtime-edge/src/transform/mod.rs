@@ -635,7 +635,20 @@ impl<W: Write> StreamJob<'_, W> {
                 request.push(b'\n');
             }
             if self.config.data_processing.filters_input() {
-                request.extend_from_slice(format.write(&selected).as_bytes());
+                let filtered = format.write(&selected);
+                // A record the filter empties would reach the model as nothing and silently give no output.
+                if filtered.trim().is_empty() {
+                    return Err(self.record_error(
+                        unit_number,
+                        "InputFilter",
+                        format!(
+                            "{} selects nothing from this record, which would give no prediction; every record \
+                             in must give a record out",
+                            self.config.data_processing.input_filter.as_str()
+                        ),
+                    ));
+                }
+                request.extend_from_slice(filtered.as_bytes());
             } else {
                 request.extend_from_slice(piece.as_bytes());
             }
@@ -767,7 +780,13 @@ pub fn transform(
 ) -> Result<TransformSummary, TransformError> {
     config.validate()?;
     let store = storage::Store::for_locations(input, output)?;
-    let inputs = store.list_inputs(input)?;
+    let mut inputs = store.list_inputs(input)?;
+    // An output folder inside (or equal to) the input folder: its outputs are this job's results, not inputs.
+    inputs.retain(|item| {
+        let is_output = item.name.ends_with(storage::OUTPUT_SUFFIX)
+            || item.name.ends_with(storage::PARTIAL_SUFFIX);
+        !(is_output && output.holds(item))
+    });
     if inputs.is_empty() {
         return Err(TransformError::Location {
             location: input.to_string(),

@@ -46,6 +46,29 @@ impl Location {
     }
 }
 
+impl Location {
+    /// Whether `item` lies inside this location (an output folder inside the input folder holds the job's own
+    /// outputs, which are never inputs).
+    pub fn holds(&self, item: &InputItem) -> bool {
+        match (self, &item.source) {
+            (Location::Local(dir), Source::File(file)) => {
+                match (dir.canonicalize(), file.canonicalize()) {
+                    (Ok(dir), Ok(file)) => file.starts_with(dir),
+                    _ => false,
+                }
+            }
+            #[cfg(feature = "s3")]
+            (Location::S3 { bucket, prefix }, Source::Object { bucket: from, meta }) => {
+                bucket == from
+                    && (prefix.is_empty()
+                        || meta.location.as_ref().starts_with(&format!("{prefix}/")))
+            }
+            #[cfg(feature = "s3")]
+            _ => false,
+        }
+    }
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

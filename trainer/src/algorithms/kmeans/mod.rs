@@ -78,6 +78,19 @@ impl Algorithm for KMeans {
                 validation.name
             )));
         }
+        // A mini-batch of rows, and the mini-batch pass's centres with their running sums.
+        let d = settings.feature_dim as u128;
+        let centres = settings.k as u128 * settings.extra_center_factor as u128;
+        crate::memory::ensure(
+            d * (settings.mini_batch_size as u128 * 4 + centres * 12),
+            || {
+                format!(
+                "K-Means' mini-batches and {centres} centres of {d} features (from hyperparameters \
+                 feature_dim={d}, k={}, mini_batch_size={})",
+                settings.k, settings.mini_batch_size
+            )
+            },
+        )?;
         let centroids = fit(&settings, &input.train, context)?;
         let model = KMeansModel {
             centroids,

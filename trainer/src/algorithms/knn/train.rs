@@ -110,10 +110,24 @@ pub fn reservoir(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut kept: Vec<(usize, Vec<f32>, f32)> = Vec::with_capacity(sample_size.min(1 << 16));
     let mut read = 0usize;
+    let ensure_rows = |rows: u128, record: usize| {
+        crate::memory::ensure_elements::<f32>(rows * 2 * feature_dim as u128, || {
+            format!(
+                "k-NN's sample of {rows} rows × {feature_dim} features (from hyperparameters \
+                 feature_dim={feature_dim}, sample_size={sample_size}; channel {}, record {record})",
+                channel.name
+            )
+        })
+    };
+    ensure_rows(2, 1)?;
     for record in channel.open(0)? {
         let (row, label) = dense_row(record?, &channel.name, read + 1, feature_dim, true)?;
         let label = label.unwrap_or_default();
         if kept.len() < sample_size {
+            // Checked as the sample doubles: the rows kept and as many again, with the final copy.
+            if kept.len() >= 2 && kept.len().is_power_of_two() {
+                ensure_rows((kept.len() as u128 * 2).min(sample_size as u128), read + 1)?;
+            }
             kept.push((read, row, label));
         } else {
             let slot = rng.gen_range(0..=read);

@@ -842,6 +842,25 @@ pub fn train(
             "the record has no features",
         ));
     }
+    let origin = || match config.feature_dim {
+        Some(d) => format!("hyperparameter feature_dim={d}"),
+        None => {
+            let record = head
+                .iter()
+                .position(|r| r.features.dim() == feature_dim)
+                .map_or(1, |i| i + 1);
+            format!("declared by record {record} of channel {name}")
+        }
+    };
+    // The scaler's three per-feature sums, and per model the weights, their gradient and two optimizer states.
+    let per_feature = 24 + config.num_models as u128 * k as u128 * 16;
+    crate::memory::ensure(feature_dim as u128 * per_feature, || {
+        format!(
+            "Linear Learner's {} models over {feature_dim} features (from {})",
+            config.num_models,
+            origin()
+        )
+    })?;
     let checker = RecordChecker {
         predictor_type: config.predictor_type,
         feature_dim,

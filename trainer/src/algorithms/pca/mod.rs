@@ -75,6 +75,26 @@ impl Algorithm for Pca {
                 validation.name
             )));
         }
+        let (d, batch) = (
+            settings.feature_dim as u128,
+            settings.mini_batch_size as u128,
+        );
+        // Regular: the d × d Gram matrix and its eigendecomposition's copies; randomized: the sketch's rows.
+        let per_feature = match settings.mode {
+            Mode::Regular => d * 8 * 3,
+            Mode::Randomized => {
+                (settings.num_components + settings.extra_components) as u128 * 8 * 3
+            }
+        };
+        crate::memory::ensure(d * (per_feature + batch * 4 + 16), || {
+            format!(
+                "PCA's {} mode over {d} features (from hyperparameter feature_dim={d})",
+                match settings.mode {
+                    Mode::Regular => "regular",
+                    Mode::Randomized => "randomized",
+                }
+            )
+        })?;
         let fitted = fit(&settings, &input.train, context)?;
         let d = settings.feature_dim;
         let c = settings.num_components;

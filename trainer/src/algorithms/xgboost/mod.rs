@@ -112,6 +112,14 @@ impl XGBoost {
         context: &mut TrainingContext,
     ) -> Result<Artifact, TrainError> {
         let (train, train_groups) = load_channel(&input.train, params.csv_weights, None)?;
+        // The binned matrix (row-major and column-major bin indices) and the per-feature cut tables.
+        let (rows, features) = (train.n_rows() as u128, train.n_features() as u128);
+        crate::memory::ensure(features * 64 + rows * features * 8, || {
+            format!(
+                "XGBoost's binned matrix of {rows} rows × {features} features (from {})",
+                train.width_origin(&input.train.name)
+            )
+        })?;
         let validation = input
             .validation
             .as_ref()
@@ -387,6 +395,15 @@ impl Predictor for XGBoostPredictor {
                     features.n_cols()
                 ),
             ));
+        }
+        if let FeatureMatrix::Sparse(_) = features {
+            // Sparse rows are densified a block of 64 at a time on each thread, num_feature wide.
+            let threads = rayon::current_num_threads() as u128;
+            crate::memory::ensure_elements::<f32>(64 * threads * expected as u128, || {
+                format!(
+                    "XGBoost's dense row blocks of {expected} features (the model's num_feature)"
+                )
+            })?;
         }
         let g = self.model.num_group;
         let n = features.n_rows();

@@ -155,9 +155,9 @@ impl Model {
         ) {
             return None;
         }
-        let mut count = vec![0usize; self.num_feature];
-        let mut gain = vec![0.0f64; self.num_feature];
-        let mut cover = vec![0.0f64; self.num_feature];
+        // Per split feature: (split count, summed loss change, summed hessian); memory follows the splits, not
+        // num_feature (which an imported model may declare far beyond the features it uses).
+        let mut used: std::collections::BTreeMap<usize, (usize, f64, f64)> = Default::default();
         for tree in &self.trees {
             for node in 0..tree.n_nodes() {
                 if tree.is_leaf(node) {
@@ -167,25 +167,25 @@ impl Model {
                 if f >= self.num_feature {
                     continue;
                 }
-                count[f] += 1;
-                gain[f] += tree.loss_change[node] as f64;
-                cover[f] += tree.sum_hessian[node] as f64;
+                let entry = used.entry(f).or_default();
+                entry.0 += 1;
+                entry.1 += tree.loss_change[node] as f64;
+                entry.2 += tree.sum_hessian[node] as f64;
             }
         }
-        let value = |f: usize| -> f64 {
-            let c = count[f] as f64;
-            match kind {
-                "weight" => c,
-                "gain" => gain[f] / c,
-                "cover" => cover[f] / c,
-                "total_gain" => gain[f],
-                _ => cover[f],
-            }
-        };
         Some(
-            (0..self.num_feature)
-                .filter(|&f| count[f] > 0)
-                .map(|f| (f, value(f)))
+            used.into_iter()
+                .map(|(f, (count, gain, cover))| {
+                    let c = count as f64;
+                    let value = match kind {
+                        "weight" => c,
+                        "gain" => gain / c,
+                        "cover" => cover / c,
+                        "total_gain" => gain,
+                        _ => cover,
+                    };
+                    (f, value)
+                })
                 .collect(),
         )
     }
