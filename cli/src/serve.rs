@@ -1,16 +1,19 @@
 //! `tern serve`: the SageMaker-compatible endpoint (tern-edge) from the command line, and SageMaker's own container
 //! form, `docker run <image> serve`, which serves the package extracted into /opt/ml/model.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use tern_edge::{BatchConfig, ServeConfig, VariantConfig};
+use tern_edge::config::{DEFAULT_MAX_QUEUE, MAX_PAYLOAD_CEILING_BYTES, WORKERS_VARIABLE};
+use tern_edge::{BatchConfig, ServeConfig, Timeouts, VariantConfig};
 
 /// Where SageMaker extracts `ModelDataUrl` (a `.tar.gz`) before starting the container.
 pub const SAGEMAKER_MODEL_DIR: &str = "/opt/ml/model";
+/// The environment variable `--auth-token` falls back to.
+const AUTH_TOKEN_VARIABLE: &str = "TERN_AUTH_TOKEN";
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -28,15 +31,41 @@ pub struct ServeArgs {
     /// The port (default 8080, or SAGEMAKER_BIND_TO_PORT).
     #[arg(long)]
     port: Option<u16>,
-    /// The address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
-    bind: IpAddr,
-    /// Requests with larger bodies are answered 413 (SageMaker's limit: 6 MB).
+    /// The address to listen on [default: 0.0.0.0 in the container form (no package, --variant or --pipeline), as
+    /// SageMaker requires; 127.0.0.1 otherwise: give 0.0.0.0 or an interface's address to listen wider].
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<IpAddr>,
+    /// Requests with larger bodies are answered 413 (SageMaker's real-time limit: 6 MB). At most 100, SageMaker's
+    /// largest MaxPayloadInMB: a body is held in memory whole.
     #[arg(long, default_value_t = 6.0)]
     max_payload_mb: f64,
-    /// Require `Authorization: Bearer <token>` on every route but /ping.
-    #[arg(long, env = "TERN_AUTH_TOKEN", hide_env_values = true)]
+    /// Require `Authorization: Bearer <token>` on every route but /ping. An empty or blank token is refused.
+    #[arg(long, env = AUTH_TOKEN_VARIABLE, hide_env_values = true)]
     auth_token: Option<String>,
+    /// Invocations decoded and run at once [default: the machine's cores]. A request takes a worker once its body
+    /// has arrived; with micro-batching, at most this many batches run at once.
+    #[arg(long, env = WORKERS_VARIABLE, value_name = "N")]
+    workers: Option<usize>,
+    /// Invocations that may wait beyond the workers (receiving their body, or waiting for a worker or batch); with
+    /// all places taken, a request is answered 503 at once. Memory for requests stays below about
+    /// (workers + max-queue) x (max-payload-mb + the rows of one run + a response).
+    #[arg(long, default_value_t = DEFAULT_MAX_QUEUE, value_name = "N")]
+    max_queue: usize,
+    /// Seconds a connection has to send a request's headers, counted from the connection's opening or its
+    /// previous response.
+    #[arg(long, default_value_t = Timeouts::default().header.as_secs(), value_name = "SECONDS")]
+    header_timeout_s: u64,
+    /// Seconds a request's body has to arrive after its headers; 408 and the connection closed after.
+    #[arg(long, default_value_t = Timeouts::default().body.as_secs(), value_name = "SECONDS")]
+    body_timeout_s: u64,
+    /// Seconds a connection may stay open with no request being handled and no byte moving (a kept-alive
+    /// connection between requests, a client not reading its response).
+    #[arg(long, default_value_t = Timeouts::default().idle.as_secs(), value_name = "SECONDS")]
+    idle_timeout_s: u64,
+    /// On SIGTERM: seconds requests in flight have to finish before the connections still open are closed and the
+    /// server exits (SageMaker sends SIGKILL 30 s after SIGTERM).
+    #[arg(long, default_value_t = Timeouts::default().drain.as_secs(), value_name = "SECONDS")]
+    drain_timeout_s: u64,
     /// Micro-batching: the most rows one merged run of concurrent requests takes; 1 runs every request alone.
     #[arg(long, default_value_t = BatchConfig::default().max_batch_rows)]
     max_batch: usize,
@@ -129,6 +158,38 @@ fn model_dir_package(dir: &Path) -> Result<PathBuf> {
     }
 }
 
+/// Whether no package, --variant or --pipeline is given: SageMaker's container form, serving --model-dir.
+fn is_container_form(args: &ServeArgs) -> bool {
+    args.variants.is_empty() && args.pipeline.is_none() && args.package.is_none()
+}
+
+/// The bearer token, refusing an empty or blank one (an unset `$TOKEN` in a script would otherwise turn
+/// authentication off), and naming where it came from.
+fn bearer_token(given: Option<&str>, from_environment: Option<&str>) -> Result<Option<String>> {
+    let Some(token) = given else {
+        return Ok(None);
+    };
+    if token.trim().is_empty() {
+        let source = if from_environment == Some(token) {
+            format!("{AUTH_TOKEN_VARIABLE} is set but")
+        } else {
+            "--auth-token".to_string()
+        };
+        bail!(
+            "{source} empty or blank, which would turn authentication off: give a token, or unset \
+             {AUTH_TOKEN_VARIABLE} and leave out --auth-token to serve without authentication"
+        );
+    }
+    Ok(Some(token.to_string()))
+}
+
+fn seconds(flag: &str, value: u64) -> Result<Duration> {
+    if value == 0 {
+        bail!("{flag}: expected at least 1 second");
+    }
+    Ok(Duration::from_secs(value))
+}
+
 fn config(args: &ServeArgs) -> Result<ServeConfig> {
     let variants = if !args.variants.is_empty() {
         args.variants
@@ -151,15 +212,41 @@ fn config(args: &ServeArgs) -> Result<ServeConfig> {
     if let Some(port) = args.port {
         config.port = port;
     }
-    config.address = args.bind;
+    config.address = match args.bind {
+        Some(address) => address,
+        None if is_container_form(args) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    };
     if !(args.max_payload_mb.is_finite() && args.max_payload_mb > 0.0) {
         bail!(
             "--max-payload-mb: expected a positive number of megabytes, found {}",
             args.max_payload_mb
         );
     }
+    let ceiling_mb = MAX_PAYLOAD_CEILING_BYTES / (1024 * 1024);
+    if args.max_payload_mb > ceiling_mb as f64 {
+        bail!(
+            "--max-payload-mb: at most {ceiling_mb} (SageMaker's largest MaxPayloadInMB; a request body is held in \
+             memory whole), found {}",
+            args.max_payload_mb
+        );
+    }
     config.max_payload_bytes = (args.max_payload_mb * 1024.0 * 1024.0).round() as usize;
-    config.bearer_token = args.auth_token.clone().filter(|t| !t.is_empty());
+    let environment_token = std::env::var(AUTH_TOKEN_VARIABLE).ok();
+    config.bearer_token = bearer_token(args.auth_token.as_deref(), environment_token.as_deref())?;
+    if let Some(workers) = args.workers {
+        if workers == 0 {
+            bail!("--workers ({WORKERS_VARIABLE}): expected at least 1 worker");
+        }
+        config.workers = workers;
+    }
+    config.max_queue = args.max_queue;
+    config.timeouts = Timeouts {
+        header: seconds("--header-timeout-s", args.header_timeout_s)?,
+        body: seconds("--body-timeout-s", args.body_timeout_s)?,
+        idle: seconds("--idle-timeout-s", args.idle_timeout_s)?,
+        drain: seconds("--drain-timeout-s", args.drain_timeout_s)?,
+    };
     config.seed = args.seed;
     config.batching = match args.max_batch {
         0 => bail!("--max-batch: expected at least 1 row (1 turns micro-batching off)"),
@@ -202,13 +289,19 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         max_payload_bytes = config.max_payload_bytes,
         authentication = config.bearer_token.is_some(),
         batching = ?config.batching,
+        workers = config.workers,
+        max_queue = config.max_queue,
+        timeouts = ?config.timeouts,
         "starting tern serve"
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(tern_edge::serve(config, tern_edge::termination_signal()))?;
+    let served = runtime.block_on(tern_edge::serve(config, tern_edge::termination_signal()));
+    // A prediction still running on a blocking thread (its client cut off by the drain timeout) is not waited for.
+    runtime.shutdown_background();
+    served?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -229,6 +322,26 @@ mod tests {
         for bad in ["A", "A=1", "A=x:pkg", "A=1:", "A=1: , "] {
             let error = parse_variant(bad).unwrap_err().to_string();
             assert!(error.contains("NAME=WEIGHT:PKG_DIR"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn an_empty_or_blank_token_is_refused_naming_its_source() {
+        assert_eq!(bearer_token(None, None).unwrap(), None);
+        assert_eq!(
+            bearer_token(Some("s3cret"), None).unwrap().as_deref(),
+            Some("s3cret")
+        );
+        for blank in ["", " ", "\t"] {
+            let error = bearer_token(Some(blank), None).unwrap_err().to_string();
+            assert!(error.starts_with("--auth-token empty"), "{error}");
+            let error = bearer_token(Some(blank), Some(blank))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.starts_with("TERN_AUTH_TOKEN is set but empty"),
+                "{error}"
+            );
         }
     }
 

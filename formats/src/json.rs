@@ -16,17 +16,22 @@
 //!
 //! Errors name the source, the line (JSON lines) or the whole input (a request), and the JSON path of the field at
 //! fault, e.g. `instances[2].data.features.keys[1]` (JSON path indices are 0-based).
+//!
+//! Instances are decoded straight into [`Record`]s by serde visitors, without an intermediate JSON tree: a record
+//! takes at most 4 bytes per number it holds (its text takes at least 2), and [`stream_json_request`] hands records
+//! over one at a time, so decoding a request needs memory for one record beside the reader's buffer.
+
+mod decode;
 
 use std::io::{BufReader, BufWriter, Read, Write};
 
+use serde::de::DeserializeSeed;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::text::{is_blank, quote, LineReader};
 use crate::{Features, FormatError, Location, Record};
-
-/// (field path, message) of a malformed instance.
-type Problem = (String, String);
+use decode::{InstanceSeed, Path, Problems, RequestSeed};
 
 /// Streams [`Record`]s from JSON lines, one instance per line (see the [module docs](self)); blank lines are skipped,
 /// `\r\n` and a UTF-8 byte order mark accepted. Holds one line in memory; stops after the first error.
@@ -52,22 +57,23 @@ impl<R: Read> JsonLinesReader<R> {
             if is_blank(line) {
                 continue;
             }
-            let parsed: Result<Value, String> = serde_json::from_slice(line)
-                .map_err(|error| format!("not valid JSON ({error}): {}", quote(line)));
-            let source = self.lines.source();
-            let value = parsed.map_err(|message| {
-                FormatError::malformed(source, Location::Line(line_number), None, message)
-            })?;
-            return record_from_value(&value, "")
-                .map(Some)
-                .map_err(|(field, message)| {
-                    FormatError::malformed(
-                        source,
-                        Location::Line(line_number),
-                        Some(field),
-                        message,
-                    )
+            let problems = Problems::default();
+            let mut deserializer = serde_json::Deserializer::from_slice(line);
+            let instance = InstanceSeed {
+                path: Path::Root,
+                problems: &problems,
+            };
+            let parsed = instance
+                .deserialize(&mut deserializer)
+                .and_then(|record| deserializer.end().map(|()| record))
+                .map_err(|error| match problems.take() {
+                    Some((field, message)) => (Some(field), message),
+                    None => (None, format!("not valid JSON ({error}): {}", quote(line))),
                 });
+            let source = self.lines.source();
+            return parsed.map(Some).map_err(|(field, message)| {
+                FormatError::malformed(source, Location::Line(line_number), field, message)
+            });
         }
     }
 }
@@ -84,305 +90,62 @@ impl<R: Read> Iterator for JsonLinesReader<R> {
     }
 }
 
-/// Reads a whole `application/json` request (see the [module docs](self) for the shapes) into records.
-/// The document is held in memory: JSON has no record framing to stream by.
-pub fn read_json_request<R: Read>(input: R, source: &str) -> Result<Vec<Record>, FormatError> {
-    let document: Value = serde_json::from_reader(BufReader::new(input)).map_err(|error| {
-        match error.io_error_kind() {
-            Some(kind) => FormatError::Io {
-                source_name: source.to_string(),
-                location: Location::Whole,
-                error: std::io::Error::new(kind, error),
-            },
-            None => FormatError::malformed(
-                source,
-                Location::Whole,
-                None,
-                format!("not valid JSON: {error}"),
-            ),
+/// Reads an `application/json` request (see the [module docs](self) for the shapes) and hands its records to
+/// `on_record` one at a time, in order, as soon as each is decoded, so memory holds one record beside the reader's
+/// buffer whatever the document's size.
+///
+/// Stops at the first error: a malformed document or record (a [`FormatError`] naming the field, converted into
+/// `E`), or an error `on_record` returns. Records before the fault have been handed over by then; a fault is only
+/// found when the parse reaches it.
+pub fn stream_json_request<R: Read, E: From<FormatError>>(
+    input: R,
+    source: &str,
+    mut on_record: impl FnMut(Record) -> Result<(), E>,
+) -> Result<(), E> {
+    let problems = Problems::default();
+    let mut stopped = None;
+    let mut deserializer = serde_json::Deserializer::from_reader(BufReader::new(input));
+    let request = RequestSeed {
+        problems: &problems,
+        on_record: &mut on_record,
+        stopped: &mut stopped,
+    };
+    let parsed = request
+        .deserialize(&mut deserializer)
+        .and_then(|()| deserializer.end());
+    let Err(error) = parsed else {
+        return Ok(());
+    };
+    if let Some(stopped) = stopped {
+        return Err(stopped);
+    }
+    Err(E::from(match (problems.take(), error.io_error_kind()) {
+        (Some((field, message)), _) => {
+            FormatError::malformed(source, Location::Whole, Some(field), message)
         }
-    })?;
-    records_from_request(&document).map_err(|(field, message)| {
-        FormatError::malformed(source, Location::Whole, Some(field), message)
-    })
-}
-
-fn records_from_request(document: &Value) -> Result<Vec<Record>, Problem> {
-    match document {
-        Value::Object(object) => match object.get("instances") {
-            Some(Value::Array(instances)) => instances
-                .iter()
-                .enumerate()
-                .map(|(i, instance)| record_from_value(instance, &format!("instances[{i}]")))
-                .collect(),
-            Some(other) => Err((
-                "instances".to_string(),
-                format!("expected an array of instances, found {}", describe(other)),
-            )),
-            None => Ok(vec![record_from_value(document, "")?]),
+        (None, Some(kind)) => FormatError::Io {
+            source_name: source.to_string(),
+            location: Location::Whole,
+            error: std::io::Error::new(kind, error),
         },
-        Value::Array(items)
-            if items.iter().all(|v| v.is_number() || v.is_null()) && !items.is_empty() =>
-        {
-            Ok(vec![record_from_value(document, "")?])
-        }
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| record_from_value(item, &format!("[{i}]")))
-            .collect(),
-        other => Err((
-            "document".to_string(),
-            format!(
-                "expected {{\"instances\": [...]}}, an array, or an instance object; found {}",
-                describe(other)
-            ),
-        )),
-    }
-}
-
-/// `prefix.name`, or `name` at the top level.
-fn join(prefix: &str, name: &str) -> String {
-    if prefix.is_empty() {
-        name.to_string()
-    } else {
-        format!("{prefix}.{name}")
-    }
-}
-
-/// A JSON value as short text for an error message.
-fn describe(value: &Value) -> String {
-    let text = value.to_string();
-    let kind = match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    };
-    const LIMIT: usize = 64;
-    if text.chars().count() > LIMIT {
-        let short: String = text.chars().take(LIMIT).collect();
-        format!("{kind} {short}…")
-    } else {
-        format!("{kind} {text}")
-    }
-}
-
-/// Converts one instance (see the [module docs](self)) at JSON path `path`.
-fn record_from_value(value: &Value, path: &str) -> Result<Record, Problem> {
-    let object = match value {
-        Value::Array(_) => {
-            return Ok(Record {
-                features: features_from(value, path)?,
-                label: None,
-                weight: None,
-            })
-        }
-        Value::Object(object) => object,
-        other => {
-            return Err((
-                if path.is_empty() { "record".to_string() } else { path.to_string() },
-                format!(
-                    "expected an object with \"features\" or \"data\", or an array of numbers; found {}",
-                    describe(other)
-                ),
-            ))
-        }
-    };
-    let features = if let Some(features) = object.get("features") {
-        features_from(features, &join(path, "features"))?
-    } else if let Some(data) = object.get("data") {
-        let data_path = join(path, "data");
-        match data.as_object().and_then(|d| d.get("features")) {
-            Some(features) => features_from(features, &join(&data_path, "features"))?,
-            None => {
-                return Err((
-                    data_path,
-                    format!(
-                        "expected {{\"features\": {{\"values\": [...]}}}}, found {}",
-                        describe(data)
-                    ),
-                ))
-            }
-        }
-    } else {
-        let keys: Vec<&str> = object.keys().map(String::as_str).collect();
-        return Err((
-            if path.is_empty() {
-                "record".to_string()
-            } else {
-                path.to_string()
-            },
-            format!("expected a \"features\" or \"data\" key; found keys {keys:?}"),
-        ));
-    };
-    Ok(Record {
-        features,
-        label: optional_number(object, "label", path)?,
-        weight: optional_number(object, "weight", path)?,
-    })
-}
-
-fn optional_number(
-    object: &Map<String, Value>,
-    key: &str,
-    path: &str,
-) -> Result<Option<f32>, Problem> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => number(value, || join(path, key)).map(Some),
-    }
-}
-
-/// A number as `f32`; `null` is NaN.
-fn number(value: &Value, field: impl FnOnce() -> String) -> Result<f32, Problem> {
-    match value {
-        Value::Number(n) => n
-            .as_f64()
-            .map(|v| v as f32)
-            .ok_or_else(|| (field(), format!("{n} is not representable as a number"))),
-        Value::Null => Ok(f32::NAN),
-        other => Err((
-            field(),
-            format!("expected a number, found {}", describe(other)),
-        )),
-    }
-}
-
-fn numbers(value: &Value, path: &str) -> Result<Vec<f32>, Problem> {
-    let Value::Array(items) = value else {
-        return Err((
-            path.to_string(),
-            format!("expected an array of numbers, found {}", describe(value)),
-        ));
-    };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| number(item, || format!("{path}[{i}]")))
-        .collect()
-}
-
-fn whole_numbers(value: &Value, path: &str) -> Result<Vec<u64>, Problem> {
-    let Value::Array(items) = value else {
-        return Err((
-            path.to_string(),
-            format!("expected an array of integers, found {}", describe(value)),
-        ));
-    };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            item.as_u64().ok_or_else(|| {
-                (
-                    format!("{path}[{i}]"),
-                    format!("expected a non-negative integer, found {}", describe(item)),
-                )
-            })
-        })
-        .collect()
-}
-
-/// Features from an array of numbers or a `{"values", "keys", "shape"}` tensor object.
-fn features_from(value: &Value, path: &str) -> Result<Features, Problem> {
-    let object = match value {
-        Value::Array(_) => return Ok(Features::Dense(numbers(value, path)?)),
-        Value::Object(object) => object,
-        other => {
-            return Err((
-                path.to_string(),
-                format!(
-                    "expected an array of numbers or {{\"values\": [...]}}, found {}",
-                    describe(other)
-                ),
-            ))
-        }
-    };
-    let values_path = join(path, "values");
-    let values = match object.get("values") {
-        Some(values) => numbers(values, &values_path)?,
-        None => {
-            return Err((
-                values_path,
-                "missing; expected an array of numbers".to_string(),
-            ))
-        }
-    };
-    let shape_path = join(path, "shape");
-    let shape = object
-        .get("shape")
-        .map(|shape| whole_numbers(shape, &shape_path))
-        .transpose()?;
-    let size = match &shape {
-        Some(shape) => Some(
-            shape
-                .iter()
-                .try_fold(1u64, |size, &d| size.checked_mul(d))
-                .ok_or_else(|| (shape_path.clone(), format!("shape {shape:?} overflows")))?,
+        (None, None) => FormatError::malformed(
+            source,
+            Location::Whole,
+            None,
+            format!("not valid JSON: {error}"),
         ),
-        None => None,
-    };
-    let Some(keys) = object.get("keys") else {
-        if let Some(size) = size {
-            if size != values.len() as u64 {
-                return Err((
-                    shape_path,
-                    format!(
-                        "{} values but shape holds {size}; sparse data needs \"keys\"",
-                        values.len()
-                    ),
-                ));
-            }
-        }
-        return Ok(Features::Dense(values));
-    };
-    let keys_path = join(path, "keys");
-    let keys = whole_numbers(keys, &keys_path)?;
-    if keys.len() != values.len() {
-        return Err((
-            keys_path,
-            format!(
-                "{} keys but {} values; expected one key per value",
-                keys.len(),
-                values.len()
-            ),
-        ));
-    }
-    let limit = size.unwrap_or(u64::from(u32::MAX) + 1);
-    let mut indices = Vec::with_capacity(keys.len());
-    for (i, &key) in keys.iter().enumerate() {
-        let field = || format!("{keys_path}[{i}]");
-        if key >= limit {
-            let message = match size {
-                Some(size) => format!("index {key} is out of range for shape {size}"),
-                None => format!("index {key} is too large; expected at most {}", u32::MAX),
-            };
-            return Err((field(), message));
-        }
-        if let Some(&previous) = indices.last() {
-            if key <= u64::from(previous) {
-                return Err((
-                    field(),
-                    format!("index {key} after {previous}; keys must be strictly increasing"),
-                ));
-            }
-        }
-        indices.push(key as u32);
-    }
-    let dim = size
-        .map(|size| {
-            usize::try_from(size)
-                .map_err(|_| (shape_path.clone(), format!("shape {size} is too large")))
-        })
-        .transpose()?;
-    Ok(Features::Sparse {
-        indices,
-        values,
-        dim,
-    })
+    }))
+}
+
+/// Reads a whole `application/json` request (see the [module docs](self) for the shapes) into records: what
+/// [`stream_json_request`] hands over, collected.
+pub fn read_json_request<R: Read>(input: R, source: &str) -> Result<Vec<Record>, FormatError> {
+    let mut records = Vec::new();
+    stream_json_request(input, source, |record| {
+        records.push(record);
+        Ok::<(), FormatError>(())
+    })?;
+    Ok(records)
 }
 
 #[derive(Serialize)]
@@ -717,6 +480,126 @@ mod tests {
         assert!(message.contains("not valid JSON"), "{message}");
         let message = request("\"text\"").unwrap_err().to_string();
         assert!(message.contains("field document"), "{message}");
+    }
+
+    #[test]
+    fn streaming_hands_records_over_in_order_and_stops_at_the_consumers_error() {
+        let mut seen = Vec::new();
+        let error = stream_json_request(&b"[[1], [2], [3]]"[..], "request", |record| {
+            seen.push(record.features.clone());
+            if seen.len() == 2 {
+                return Err(FormatError::malformed(
+                    "consumer",
+                    Location::Whole,
+                    None,
+                    "enough",
+                ));
+            }
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(error.to_string().starts_with("consumer"), "{error}");
+        assert_eq!(
+            seen,
+            [Features::Dense(vec![1.0]), Features::Dense(vec![2.0])]
+        );
+        // A fault is found when the parse reaches it, after the records before it.
+        let mut seen = 0;
+        let error = stream_json_request(&b"[[1], [2], [3, \"x\"]]"[..], "request", |_| {
+            seen += 1;
+            Ok::<(), FormatError>(())
+        })
+        .unwrap_err();
+        assert_eq!(seen, 2);
+        assert!(error.to_string().contains("field [2][1]"), "{error}");
+    }
+
+    #[test]
+    fn request_errors_quote_a_bounded_excerpt_of_what_was_found() {
+        let message = request(r#"{"instances": [{"features": [1, [2, {"a": "b"}]]}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("field instances[0].features[1]: expected a number, found an array [2,{\"a\":\"b\"}]"),
+            "{message}"
+        );
+        let huge = format!("{{\"features\": [[{}0]]}}", "0,".repeat(100_000));
+        let message = request(&huge).unwrap_err().to_string();
+        assert!(message.contains("field features[0]"), "{message}");
+        assert!(message.ends_with("…"), "{message}");
+        assert!(message.len() < 200, "{message}");
+        let long_string = format!(
+            "{{\"label\": \"{}\", \"features\": [1]}}",
+            "y".repeat(10_000)
+        );
+        let message = request(&long_string).unwrap_err().to_string();
+        assert!(
+            message.contains("field label: expected a number, found a string \"yyy"),
+            "{message}"
+        );
+        assert!(message.len() < 200, "{message}");
+    }
+
+    #[test]
+    fn request_shapes_keep_their_faults_where_a_whole_document_reading_put_them() {
+        // A plain array starting with a number is one record; anything else in it makes it a list of instances,
+        // whose first element is then the fault.
+        let message = request("[1, [2]]").unwrap_err().to_string();
+        assert!(
+            message.contains("field [0]: expected an object"),
+            "{message}"
+        );
+        assert!(message.contains("found a number 1"), "{message}");
+        let message = request(r#"[{"features": [1]}, 2]"#)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("field [1]"), "{message}");
+        assert!(message.contains("found a number 2"), "{message}");
+        assert_eq!(
+            request("[null, 2]").unwrap()[0].features.dim(),
+            2,
+            "null reads as a missing value"
+        );
+        let message = request(r#"{"data": {"values": [1]}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("field data: expected {\"features\""),
+            "{message}"
+        );
+        let message = request(r#"{"instances": [], "instances": []}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("field instances: appears twice"),
+            "{message}"
+        );
+        let message = request(r#"{"configuration": {}}"#).unwrap_err().to_string();
+        assert!(message.contains("field record"), "{message}");
+        assert!(message.contains("[\"configuration\"]"), "{message}");
+        let message = request(
+            r#"{"instances": [{"data": {"features": {"keys": [4294967296], "values": [1]}}}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            message.contains(
+                "field instances[0].data.features.keys[0]: index 4294967296 is too large"
+            ),
+            "{message}"
+        );
+        let message = request(r#"{"features": [1], "weight": [2]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("field weight: expected a number, found an array [2]"),
+            "{message}"
+        );
+        // Other keys beside "instances" are ignored, as SageMaker's containers ignore them.
+        assert_eq!(
+            request(r#"{"configuration": {"k": 3}, "instances": [[1]], "extra": [[[]]]}"#).unwrap(),
+            vec![Record::dense(None, vec![1.0])]
+        );
     }
 
     #[test]

@@ -133,8 +133,9 @@ impl Package {
 
     /// Streams predictions: reads records from `reader` as `content_type`, runs them [`BATCH_ROWS`] at a time and
     /// writes each batch's responses to `writer` as `accept` (see [`Package::invoke`]) before reading the next, so
-    /// memory stays bounded whatever the input size (`application/json` requests excepted: a JSON document is read
-    /// whole). Returns the response content type. On error, the responses of earlier batches have been written.
+    /// memory stays bounded whatever the input size (an `application/json` document too: its records are decoded
+    /// one at a time). Returns the response content type. On error, the responses of earlier batches have been
+    /// written.
     pub fn predict_stream<R: Read + Send, W: Write>(
         &self,
         reader: R,
@@ -144,15 +145,13 @@ impl Package {
     ) -> Result<String, RuntimeError> {
         let request_type = self.request_type(content_type)?;
         let response_type = self.response_type(accept)?;
-        let records = tern_formats::open_reader(&request_type, reader, REQUEST)?;
         let mut encoder = Encoder::new(response_type, self.json_key(), writer);
         let dim = self.manifest().feature_dim;
         let mut batch: Vec<f32> = Vec::with_capacity(BATCH_ROWS * dim);
         let mut rows = 0usize;
         let mut record_number = 0u64;
         let verbose = is_verbose(accept);
-        for record in records {
-            let record = record?;
+        for_each_record(&request_type, reader, |record| {
             record_number += 1;
             self.append_row(&record, record_number, &mut batch)?;
             rows += 1;
@@ -161,7 +160,8 @@ impl Package {
                 batch.clear();
                 rows = 0;
             }
-        }
+            Ok::<(), RuntimeError>(())
+        })?;
         if rows > 0 {
             self.flush_batch(&batch, rows, verbose, &mut encoder)?;
         }
@@ -429,6 +429,42 @@ impl Package {
     }
 }
 
+/// Hands the records of `reader`, decoded as `request_type`, to `on_record` one at a time, stopping at the first
+/// error (the reader's or `on_record`'s). An `application/json` document is decoded record by record as well.
+fn for_each_record<R: Read + Send, E: From<FormatError>>(
+    request_type: &ContentType,
+    reader: R,
+    mut on_record: impl FnMut(Record) -> Result<(), E>,
+) -> Result<(), E> {
+    match request_type {
+        ContentType::Json => tern_formats::json::stream_json_request(reader, REQUEST, on_record),
+        other => {
+            for record in tern_formats::open_reader(other, reader, REQUEST)? {
+                on_record(record?)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Why [`Package::decode_request_up_to`] stopped decoding.
+enum DecodeStop {
+    Failed(RuntimeError),
+    TooManyRows,
+}
+
+impl From<FormatError> for DecodeStop {
+    fn from(error: FormatError) -> Self {
+        DecodeStop::Failed(error.into())
+    }
+}
+
+impl From<RuntimeError> for DecodeStop {
+    fn from(error: RuntimeError) -> Self {
+        DecodeStop::Failed(error)
+    }
+}
+
 /// Writes per-record predictions in one response content type.
 enum Encoder<W: Write> {
     Json(JsonResponseWriter<W>),
@@ -589,21 +625,43 @@ impl Package {
         content_type: &str,
         accept: &str,
     ) -> Result<DecodedRequest, RuntimeError> {
+        self.decode_request_up_to(body, content_type, accept, usize::MAX)?
+            .ok_or_else(|| RuntimeError::Run {
+                message: "a request of more than usize::MAX records".to_string(),
+            })
+    }
+
+    /// [`Package::decode_request`] for a request of at most `max_rows` records; `None` for a larger one (decoding
+    /// stops at record `max_rows + 1`, so at most `max_rows` rows are ever held), which [`Package::invoke`] streams
+    /// [`BATCH_ROWS`] at a time instead. Errors in the records after the first `max_rows` are left for `invoke`.
+    pub fn decode_request_up_to(
+        &self,
+        body: &[u8],
+        content_type: &str,
+        accept: &str,
+        max_rows: usize,
+    ) -> Result<Option<DecodedRequest>, RuntimeError> {
         let request_type = self.request_type(content_type)?;
         let response_type = self.response_type(accept)?;
-        let records = tern_formats::open_reader(&request_type, body, REQUEST)?;
         let mut features = Vec::new();
         let mut rows = 0usize;
-        for record in records {
-            let record = record?;
+        let decoded = for_each_record(&request_type, body, |record| {
+            if rows == max_rows {
+                return Err(DecodeStop::TooManyRows);
+            }
             rows += 1;
             self.append_row(&record, rows as u64, &mut features)?;
+            Ok(())
+        });
+        match decoded {
+            Ok(()) => Ok(Some(DecodedRequest {
+                features,
+                rows,
+                response_type,
+            })),
+            Err(DecodeStop::TooManyRows) => Ok(None),
+            Err(DecodeStop::Failed(error)) => Err(error),
         }
-        Ok(DecodedRequest {
-            features,
-            rows,
-            response_type,
-        })
     }
 
     /// The second half of [`Package::invoke`]: the response body for rows `rows` of `outputs` (from

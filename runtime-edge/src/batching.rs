@@ -7,7 +7,7 @@
 //! each request's row range back into its own response ([`Pipeline::encode`]). A row's prediction does not depend on
 //! the other rows of its run, so every response equals, byte for byte, the one the request gets alone.
 //!
-//! At most as many batches as the machine has cores run at once; while they all run, requests queue up, which is
+//! At most as many batches as the endpoint has workers run at once; while they all run, requests queue up, which is
 //! when merging pays off: with `max_wait` zero a lone request never waits.
 
 use std::sync::Arc;
@@ -42,15 +42,17 @@ pub struct Batcher {
 
 impl Batcher {
     /// Starts the collector task for `variant`'s `pipeline` on the current tokio runtime (panics outside one, a
-    /// programmer error); executed batches are counted in `metrics`.
+    /// programmer error), running at most `workers` batches at once (at least one); executed batches are counted in
+    /// `metrics`.
     pub fn start(
         variant: String,
         pipeline: Arc<Pipeline>,
         config: BatchConfig,
+        workers: usize,
         metrics: Arc<Metrics>,
     ) -> Batcher {
         let (queue, jobs) = mpsc::channel(QUEUE_CAPACITY);
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = workers.max(1);
         tokio::spawn(collect(
             jobs,
             Collector {

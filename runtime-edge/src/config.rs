@@ -1,5 +1,5 @@
-//! What `tern serve` serves and how: production variants (each a package or a pipeline of packages), the port,
-//! payload limit, authentication, default response type, micro-batching.
+//! What `tern serve` serves and how: production variants (each a package or a pipeline of packages), the address and
+//! port, payload limit, authentication, default response type, micro-batching, concurrency and connection timeouts.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -11,10 +11,17 @@ use crate::error::EdgeError;
 pub const DEFAULT_PORT: u16 = 8080;
 /// SageMaker's `MaxPayloadInMB` default: 6 MB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+/// The largest payload limit accepted: 100 MB, SageMaker's own maximum `MaxPayloadInMB` (batch transform). A request
+/// body is held whole in memory, so the limit is also what one request may take.
+pub const MAX_PAYLOAD_CEILING_BYTES: usize = 100 * 1024 * 1024;
+/// Requests that may wait for a worker by default (see [`ServeConfig::max_queue`]).
+pub const DEFAULT_MAX_QUEUE: usize = 64;
 /// The environment variable that overrides the port.
 pub const PORT_VARIABLE: &str = "SAGEMAKER_BIND_TO_PORT";
 /// The environment variable naming the response type for requests without an `Accept` (or with `*/*`).
 pub const DEFAULT_ACCEPT_VARIABLE: &str = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT";
+/// The environment variable SageMaker's inference containers read their number of workers from.
+pub const WORKERS_VARIABLE: &str = "SAGEMAKER_MODEL_SERVER_WORKERS";
 
 /// One production variant: a name, a traffic weight, and the packages it chains (one package, or an inference
 /// pipeline whose package `i`'s response is package `i + 1`'s request).
@@ -44,13 +51,15 @@ impl VariantConfig {
 pub struct ServeConfig {
     /// At least one; names unique; weights finite, non-negative, and not all 0.
     pub variants: Vec<VariantConfig>,
-    /// The address to listen on (default every IPv4 interface).
+    /// The address to listen on (default 127.0.0.1: SageMaker's container form listens on 0.0.0.0, which callers
+    /// set).
     pub address: IpAddr,
     /// The port (default 8080, or `SAGEMAKER_BIND_TO_PORT` via [`ServeConfig::from_env`]).
     pub port: u16,
-    /// Bodies larger than this are answered 413.
+    /// Bodies larger than this are answered 413; at most [`MAX_PAYLOAD_CEILING_BYTES`].
     pub max_payload_bytes: usize,
-    /// When set, every route but `/ping` requires `Authorization: Bearer <token>` (401 otherwise).
+    /// When set, every route but `/ping` requires `Authorization: Bearer <token>` (401 otherwise). An empty or
+    /// blank token is refused by [`ServeConfig::validate`]: it would turn authentication off unnoticed.
     pub bearer_token: Option<String>,
     /// The response type for requests with no `Accept` or `*/*`; `None` lets each package choose (its manifest's
     /// first `produces` entry).
@@ -59,6 +68,44 @@ pub struct ServeConfig {
     pub seed: u64,
     /// Merges concurrent requests to one variant into one package run; `None` runs every request alone.
     pub batching: Option<BatchConfig>,
+    /// Invocations decoded and run at once (SageMaker's `SAGEMAKER_MODEL_SERVER_WORKERS`; default the machine's
+    /// cores). A request takes a worker once its body has arrived, so a slow client never holds one; with batching,
+    /// at most this many merged batches run at once.
+    pub workers: usize,
+    /// Invocations admitted beyond the workers: receiving their body, or waiting for a worker or a batch. When
+    /// `workers + max_queue` requests are in progress, another is answered 503 at once. Together with the payload
+    /// limit this bounds the memory requests take: each holds its body (at most `max_payload_bytes`), at most
+    /// [`tern_runtime::BATCH_ROWS`] decoded rows at a time, and its response.
+    pub max_queue: usize,
+    /// How long a client may take before its connection is closed.
+    pub timeouts: Timeouts,
+}
+
+/// How long a connection may make no progress (see [`crate::connections`] for what each bound closes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// From when the server begins waiting for a request (the connection opened, or its previous response was
+    /// sent) until the request's headers are complete.
+    pub header: Duration,
+    /// From a request's complete headers until its complete body (`/invocations` answers 408 after it).
+    pub body: Duration,
+    /// A connection on which no byte moved and no request was being handled for this long is closed.
+    pub idle: Duration,
+    /// On shutdown, how long connections may finish their requests before they are closed (SageMaker sends
+    /// SIGKILL 30 s after SIGTERM).
+    pub drain: Duration,
+}
+
+impl Default for Timeouts {
+    /// 60 s for headers, bodies and idle connections (SageMaker's model servers answer within 60 s), 30 s to drain.
+    fn default() -> Self {
+        Timeouts {
+            header: Duration::from_secs(60),
+            body: Duration::from_secs(60),
+            idle: Duration::from_secs(60),
+            drain: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Micro-batching: requests to the same variant that arrive together are decoded, merged into one run of at most
@@ -83,33 +130,48 @@ impl Default for BatchConfig {
 }
 
 impl ServeConfig {
-    /// SageMaker's defaults: port 8080 on every interface, 6 MB payloads, no authentication.
+    /// SageMaker's defaults on the loopback interface: port 8080, 6 MB payloads, no authentication, a worker per
+    /// core, [`DEFAULT_MAX_QUEUE`] waiting requests, [`Timeouts::default`].
     pub fn new(variants: Vec<VariantConfig>) -> Self {
         ServeConfig {
             variants,
-            address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: DEFAULT_PORT,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             bearer_token: None,
             default_accept: None,
             seed: 0,
             batching: None,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_queue: DEFAULT_MAX_QUEUE,
+            timeouts: Timeouts::default(),
         }
     }
 
-    /// [`ServeConfig::new`] with the port from `SAGEMAKER_BIND_TO_PORT` and the default accept from
-    /// `SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`, when set.
+    /// [`ServeConfig::new`] with the port from `SAGEMAKER_BIND_TO_PORT`, the default accept from
+    /// `SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT` and the workers from `SAGEMAKER_MODEL_SERVER_WORKERS`, when set.
     pub fn from_env(variants: Vec<VariantConfig>) -> Result<Self, EdgeError> {
         let mut config = ServeConfig::new(variants);
         config.port = port_from(std::env::var(PORT_VARIABLE).ok().as_deref())?;
         config.default_accept = std::env::var(DEFAULT_ACCEPT_VARIABLE)
             .ok()
             .filter(|value| !value.trim().is_empty());
+        let workers = std::env::var(WORKERS_VARIABLE).ok();
+        let parsed =
+            workers_from(workers.as_deref()).map_err(|message| EdgeError::Environment {
+                name: WORKERS_VARIABLE,
+                value: workers.clone().unwrap_or_default(),
+                message,
+            })?;
+        if let Some(workers) = parsed {
+            config.workers = workers;
+        }
         Ok(config)
     }
 
     /// Checks the variants: at least one, each with a non-empty unique name and at least one package, weights
-    /// finite and non-negative with a positive sum; and a positive payload limit.
+    /// finite and non-negative with a positive sum; a payload limit in `1..=`[`MAX_PAYLOAD_CEILING_BYTES`]; a
+    /// bearer token, when set, that is not blank; at least one worker; non-zero timeouts.
     pub fn validate(&self) -> Result<(), EdgeError> {
         let error = |field: String, message: String| Err(EdgeError::Config { field, message });
         if self.variants.is_empty() {
@@ -145,6 +207,40 @@ impl ServeConfig {
         if self.max_payload_bytes == 0 {
             return error("max_payload_bytes".into(), "expected a limit > 0".into());
         }
+        if self.max_payload_bytes > MAX_PAYLOAD_CEILING_BYTES {
+            return error(
+                "max_payload_bytes".into(),
+                format!(
+                    "{} bytes is above the ceiling of {MAX_PAYLOAD_CEILING_BYTES} (100 MB, SageMaker's largest \
+                     MaxPayloadInMB): a request body is held in memory whole",
+                    self.max_payload_bytes
+                ),
+            );
+        }
+        if self
+            .bearer_token
+            .as_ref()
+            .is_some_and(|token| token.trim().is_empty())
+        {
+            return error(
+                "bearer_token".into(),
+                "the token is empty or blank, which would turn authentication off; give a token, or none to \
+                 serve without authentication"
+                    .into(),
+            );
+        }
+        if self.workers == 0 {
+            return error("workers".into(), "expected at least 1 worker".into());
+        }
+        let timeouts = [
+            ("timeouts.header", self.timeouts.header),
+            ("timeouts.body", self.timeouts.body),
+            ("timeouts.idle", self.timeouts.idle),
+            ("timeouts.drain", self.timeouts.drain),
+        ];
+        if let Some((field, _)) = timeouts.iter().find(|(_, timeout)| timeout.is_zero()) {
+            return error(field.to_string(), "expected a timeout > 0".into());
+        }
         if let Some(batching) = &self.batching {
             if batching.max_batch_rows < 2 {
                 return error(
@@ -169,6 +265,18 @@ pub fn port_from(value: Option<&str>) -> Result<u16, EdgeError> {
             value: text.to_string(),
             message: format!("expected a port number 0..=65535 ({e})"),
         }),
+    }
+}
+
+/// The workers for a `SAGEMAKER_MODEL_SERVER_WORKERS` value: `None` when unset or empty, else the value as a
+/// number of workers (at least 1); `Err` says what was expected.
+fn workers_from(value: Option<&str>) -> Result<Option<usize>, String> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(text) => match text.parse::<usize>() {
+            Ok(workers) if workers > 0 => Ok(Some(workers)),
+            _ => Err("expected a number of workers >= 1".to_string()),
+        },
     }
 }
 
@@ -217,5 +325,41 @@ mod tests {
         let mut empty = variant("A", 1.0);
         empty.packages.clear();
         assert_eq!(field(vec![empty]), "variants[0].packages");
+    }
+
+    #[test]
+    fn validation_refuses_a_blank_token_a_payload_limit_above_the_ceiling_and_zero_bounds() {
+        let field = |change: &dyn Fn(&mut ServeConfig)| {
+            let mut config = ServeConfig::new(vec![VariantConfig::new("A", 1.0, "pkg")]);
+            change(&mut config);
+            match config.validate() {
+                Err(EdgeError::Config { field, message }) => format!("{field}: {message}"),
+                other => panic!("expected a configuration error, got {other:?}"),
+            }
+        };
+        for blank in ["", " ", "\t\n"] {
+            let error = field(&|c| c.bearer_token = Some(blank.to_string()));
+            assert!(error.starts_with("bearer_token: "), "{error}");
+        }
+        let error = field(&|c| c.max_payload_bytes = MAX_PAYLOAD_CEILING_BYTES + 1);
+        assert!(error.starts_with("max_payload_bytes: "), "{error}");
+        assert!(error.contains("100 MB"), "{error}");
+        assert!(field(&|c| c.workers = 0).starts_with("workers: "));
+        assert!(field(&|c| c.timeouts.body = Duration::ZERO).starts_with("timeouts.body: "));
+        let mut largest = ServeConfig::new(vec![VariantConfig::new("A", 1.0, "pkg")]);
+        largest.max_payload_bytes = MAX_PAYLOAD_CEILING_BYTES;
+        largest.bearer_token = Some("token".to_string());
+        assert!(largest.validate().is_ok());
+    }
+
+    #[test]
+    fn workers_read_sagemaker_model_server_workers() {
+        assert_eq!(workers_from(None).unwrap(), None);
+        assert_eq!(workers_from(Some(" ")).unwrap(), None);
+        assert_eq!(workers_from(Some("3")).unwrap(), Some(3));
+        for bad in ["0", "-1", "two"] {
+            let error = workers_from(Some(bad)).unwrap_err();
+            assert!(error.contains("number of workers"), "{error}");
+        }
     }
 }

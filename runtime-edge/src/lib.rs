@@ -6,6 +6,11 @@
 //! `X-Amzn-SageMaker-Target-Variant`, named in `X-Amzn-Invoked-Production-Variant`. `/metrics` speaks Prometheus
 //! text; logs are `tracing` events (the binary installs the subscriber).
 //!
+//! Bounded by design: a request body is received as it arrives up to the payload limit (at most 100 MB), JSON is
+//! decoded record by record, at most `workers` invocations are decoded and run at once and `max_queue` more wait
+//! (503 beyond), and connections that make no progress are closed after the header, body and idle timeouts (see
+//! [`connections`]). On shutdown, requests in flight have the drain timeout to finish.
+//!
 //! ```no_run
 //! use tern_edge::{serve, ServeConfig, VariantConfig};
 //! # async fn run() -> Result<(), tern_edge::EdgeError> {
@@ -16,6 +21,7 @@
 
 pub mod batching;
 pub mod config;
+pub mod connections;
 pub mod device;
 pub mod error;
 pub mod lambda;
@@ -32,15 +38,16 @@ use std::sync::{Arc, Mutex};
 use tern_runtime::Package;
 use tokio::net::TcpListener;
 
-pub use config::{BatchConfig, ServeConfig, VariantConfig};
+pub use config::{BatchConfig, ServeConfig, Timeouts, VariantConfig};
 pub use error::EdgeError;
 pub use pipeline::Pipeline;
 pub use routes::{router, EdgeState};
 pub use variants::{Variant, Variants};
 
 /// Serves `config` on its address and port until `shutdown` completes, then stops accepting connections and
-/// returns once the requests in flight have been answered. The port is bound first and the packages are loaded
-/// afterwards, so `/ping` answers 503 while they load.
+/// returns once the requests in flight have been answered, or the drain timeout has passed (the connections still
+/// open are then closed). The port is bound first and the packages are loaded afterwards, so `/ping` answers 503
+/// while they load.
 ///
 /// Errors: an invalid configuration, a port that cannot be bound, a package that fails to load or verify (the
 /// server then stops), or an I/O failure of the server.
@@ -68,6 +75,7 @@ pub async fn serve_on(
     config.validate()?;
     let state = EdgeState::new(&config);
     let app = router(state.clone());
+    let timeouts = config.timeouts;
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, variants = config.variants.len(), "listening");
     }
@@ -105,10 +113,7 @@ pub async fn serve_on(
         }
         tracing::info!("shutting down: finishing requests in flight");
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(signal)
-        .await
-        .map_err(|error| EdgeError::Server { error })?;
+    connections::serve_connections(listener, app, timeouts, signal).await;
     let failure = failure.lock().unwrap_or_else(|p| p.into_inner()).take();
     match failure {
         Some(error) => Err(error),

@@ -94,6 +94,29 @@ impl Pipeline {
         Ok(decoded)
     }
 
+    /// [`Pipeline::decode`] for a request of at most `max_rows` records; `None` for a larger one, which is then
+    /// better streamed through [`Pipeline::invoke`] (decoding stops at record `max_rows + 1`, so it holds at most
+    /// `max_rows` rows).
+    pub fn decode_up_to(
+        &self,
+        body: &[u8],
+        content_type: &str,
+        accept: &str,
+        max_rows: usize,
+    ) -> Result<Option<DecodedRequest>, RuntimeError> {
+        let last = self.packages.len() - 1;
+        let first_accept = if last == 0 { accept } else { &self.handoff[0] };
+        let decoded =
+            self.packages[0].decode_request_up_to(body, content_type, first_accept, max_rows)?;
+        let Some(mut decoded) = decoded else {
+            return Ok(None);
+        };
+        if last > 0 {
+            decoded.response_type = self.packages[last].response_type(accept)?;
+        }
+        Ok(Some(decoded))
+    }
+
     /// Runs `rows` decoded rows (one request's or several merged) through every package, handing each package's
     /// response to the next in the hand-off content type as [`Pipeline::invoke`] does; returns the last package's
     /// outputs.

@@ -4,24 +4,31 @@
 //! | Route | Answer |
 //! |---|---|
 //! | `GET /ping` | 200, empty body, once every variant is loaded; 503 before. Never authenticated. |
-//! | `POST /invocations` | the chosen variant's response, `Content-Type` set and `X-Amzn-Invoked-Production-Variant` naming the variant; 400 malformed body or unknown target variant, 401 bad token, 413 body above the limit, 415 unsupported `Content-Type`/`Accept`, 500 graph failure, 503 not ready |
+//! | `POST /invocations` | the chosen variant's response, `Content-Type` set and `X-Amzn-Invoked-Production-Variant` naming the variant; 400 malformed body or unknown target variant, 401 bad token, 408 body not complete within the body timeout, 413 body above the limit, 415 unsupported `Content-Type`/`Accept`, 500 graph failure, 503 not ready or every worker and queue place taken |
 //! | `GET /execution-parameters` | `{"MaxConcurrentTransforms":…,"BatchStrategy":"MULTI_RECORD","MaxPayloadInMB":…}` |
 //! | `GET /metrics` | Prometheus text (see [`crate::metrics`]) |
+//!
+//! An invocation first takes a place among the `workers + max_queue` admitted (503 at once when none is left), then
+//! receives its body as it arrives (never reserving what `Content-Length` declares; 413 past the limit, 408 past the
+//! body timeout, both closing the connection), then takes a worker to be decoded and run.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::header::{
+    ACCEPT, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use http_body_util::BodyExt;
-use tern_runtime::RuntimeError;
+use tern_runtime::{DecodedRequest, RuntimeError, BATCH_ROWS};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::batching::Batcher;
 use crate::config::{BatchConfig, ServeConfig};
@@ -40,6 +47,13 @@ pub struct EdgeState {
     bearer_token: Option<String>,
     default_accept: Option<String>,
     batching: Option<BatchConfig>,
+    body_timeout: Duration,
+    /// Places for the invocations in progress: `workers + max_queue`.
+    admitted: Arc<Semaphore>,
+    /// One permit per worker: held while a request is decoded and, unbatched, run.
+    workers: Arc<Semaphore>,
+    worker_count: usize,
+    max_queue: usize,
     variants: OnceLock<Variants>,
     /// Variant name → its micro-batcher, when batching is on.
     batchers: OnceLock<BTreeMap<String, Batcher>>,
@@ -54,6 +68,11 @@ impl EdgeState {
             bearer_token: config.bearer_token.clone(),
             default_accept: config.default_accept.clone(),
             batching: config.batching,
+            body_timeout: config.timeouts.body,
+            admitted: Arc::new(Semaphore::new(config.workers + config.max_queue)),
+            workers: Arc::new(Semaphore::new(config.workers)),
+            worker_count: config.workers,
+            max_queue: config.max_queue,
             variants: OnceLock::new(),
             batchers: OnceLock::new(),
             metrics: Arc::default(),
@@ -76,6 +95,7 @@ impl EdgeState {
                         variant.name.clone(),
                         variant.pipeline.clone(),
                         config,
+                        self.worker_count,
                         self.metrics.clone(),
                     );
                     (variant.name.clone(), batcher)
@@ -118,10 +138,9 @@ async fn ping(State(state): State<Arc<EdgeState>>) -> StatusCode {
 }
 
 async fn execution_parameters(State(state): State<Arc<EdgeState>>) -> Response {
-    let concurrency = std::thread::available_parallelism().map_or(1, |n| n.get());
     let megabytes = (state.max_payload_bytes / (1024 * 1024)).max(1);
     let body = serde_json::json!({
-        "MaxConcurrentTransforms": concurrency,
+        "MaxConcurrentTransforms": state.worker_count,
         "BatchStrategy": "MULTI_RECORD",
         "MaxPayloadInMB": megabytes,
     });
@@ -211,7 +230,20 @@ impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let mut body = self.1;
         body.push('\n');
-        (self.0, [(CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+        let mut response =
+            (self.0, [(CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response();
+        let headers = response.headers_mut();
+        match self.0 {
+            // The rest of the body is not read: the connection cannot carry another request.
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT => {
+                headers.insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
     }
 }
 
@@ -280,7 +312,16 @@ async fn invoke(
     content_type: &str,
     accept: &str,
 ) -> Result<Response, Failure> {
-    let bytes = read_body(headers, body, state.max_payload_bytes).await?;
+    let Ok(_admitted) = state.admitted.clone().try_acquire_owned() else {
+        return Err(Failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "every worker and queue place is taken ({} workers, {} waiting): retry later",
+                state.worker_count, state.max_queue
+            ),
+        ));
+    };
+    let bytes = read_body(headers, body, state.max_payload_bytes, state.body_timeout).await?;
     let accept = match (&state.default_accept, accept.trim()) {
         (Some(default), "" | "*/*") => default.clone(),
         _ => accept.to_string(),
@@ -297,28 +338,56 @@ async fn invoke(
         .batchers
         .get()
         .and_then(|batchers| batchers.get(&variant.name));
+    // The worker moves into the blocking task: it stays taken until the work ends, even if the client has gone.
+    let worker = worker(state).await?;
     let result = match batcher {
-        None => {
-            tokio::task::spawn_blocking(move || pipeline.invoke(&bytes, &content_type, &accept))
-                .await
-                .map_err(task_failed)?
-                .map_err(|error| failure_for(&error))
-        }
+        None => tokio::task::spawn_blocking(move || {
+            let _worker = worker;
+            pipeline.invoke(&bytes, &content_type, &accept)
+        })
+        .await
+        .map_err(task_failed)?
+        .map_err(|error| failure_for(&error)),
         Some(batcher) => {
-            let decoded = tokio::task::spawn_blocking(move || {
-                pipeline.decode(&bytes, &content_type, &accept)
+            // The worker is given back once the request is decoded: the batcher runs at most `workers` batches.
+            let prepared = tokio::task::spawn_blocking(move || {
+                let _worker = worker;
+                match pipeline.decode_up_to(&bytes, &content_type, &accept, BATCH_ROWS) {
+                    Ok(Some(decoded)) => Prepared::Decoded(decoded),
+                    // More rows than one run takes: streamed through the package alone, on this worker.
+                    Ok(None) => Prepared::Answered(pipeline.invoke(&bytes, &content_type, &accept)),
+                    Err(error) => Prepared::Answered(Err(error)),
+                }
             })
             .await
-            .map_err(task_failed)?
-            .map_err(|error| failure_for(&error))?;
-            batcher
-                .submit(decoded, &variant.pipeline)
-                .await
-                .map_err(|error| failure_for(&error))
+            .map_err(task_failed)?;
+            match prepared {
+                Prepared::Decoded(decoded) => batcher
+                    .submit(decoded, &variant.pipeline)
+                    .await
+                    .map_err(|error| failure_for(&error)),
+                Prepared::Answered(answer) => answer.map_err(|error| failure_for(&error)),
+            }
         }
     };
     let (body, mime) = result?;
     Ok(([(CONTENT_TYPE, mime)], body).into_response())
+}
+
+/// A request made ready for the micro-batcher, or already answered.
+enum Prepared {
+    Decoded(DecodedRequest),
+    Answered(Result<(Vec<u8>, String), RuntimeError>),
+}
+
+/// Waits for a worker.
+async fn worker(state: &EdgeState) -> Result<OwnedSemaphorePermit, Failure> {
+    state.workers.clone().acquire_owned().await.map_err(|_| {
+        Failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the endpoint is shutting down".to_string(),
+        )
+    })
 }
 
 /// The status SageMaker clients expect for a runtime error: 415 for content types, 400 for the request's own
@@ -332,8 +401,15 @@ fn failure_for(error: &RuntimeError) -> Failure {
     Failure(status, error.to_string())
 }
 
-/// Reads the whole body, refusing with 413 as soon as it (or its declared `Content-Length`) exceeds `limit` bytes.
-async fn read_body(headers: &HeaderMap, mut body: Body, limit: usize) -> Result<Vec<u8>, Failure> {
+/// Reads the whole body as it arrives, growing the buffer with the data received (a declared `Content-Length` only
+/// serves to refuse early): 413 as soon as the body (or its declared length) exceeds `limit` bytes, 408 when it is
+/// not complete `timeout` after the call.
+async fn read_body(
+    headers: &HeaderMap,
+    mut body: Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, Failure> {
     let too_large = |size: String| {
         Failure(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -347,8 +423,23 @@ async fn read_body(headers: &HeaderMap, mut body: Body, limit: usize) -> Result<
     if let Some(declared) = declared.filter(|&d| d > limit as u64) {
         return Err(too_large(format!("{declared} bytes")));
     }
-    let mut bytes = Vec::with_capacity(declared.unwrap_or(0) as usize);
-    while let Some(frame) = body.frame().await {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut bytes = Vec::new();
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Ok(bytes),
+            Err(_) => {
+                return Err(Failure(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the request body was not complete within the body timeout of {} s ({} bytes arrived)",
+                        timeout.as_secs_f64(),
+                        bytes.len()
+                    ),
+                ))
+            }
+        };
         let frame = frame.map_err(|e| {
             Failure(
                 StatusCode::BAD_REQUEST,
@@ -362,7 +453,6 @@ async fn read_body(headers: &HeaderMap, mut body: Body, limit: usize) -> Result<
             bytes.extend_from_slice(&data);
         }
     }
-    Ok(bytes)
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> String {

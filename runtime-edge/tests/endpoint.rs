@@ -562,6 +562,121 @@ async fn bearer_token_guards_every_route_but_ping() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_empty_or_blank_token_stops_the_server_before_it_listens() {
+    let fixture = fixture();
+    for blank in ["", "   "] {
+        let mut config = single(&fixture.classifier);
+        config.bearer_token = Some(blank.to_string());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let result = tokio::time::timeout(
+            TIMEOUT,
+            serve_on(listener, config, std::future::pending::<()>()),
+        )
+        .await
+        .expect("serve returns");
+        match result {
+            Err(EdgeError::Config { field, .. }) => assert_eq!(field, "bearer_token"),
+            other => panic!("{blank:?}: expected a configuration error, got {other:?}"),
+        }
+    }
+}
+
+/// Sends the headers of a CSV request declaring `length` body bytes (and `Connection: close`) and `part` of the body,
+/// then nothing more.
+fn hold_request(address: &str, length: usize, part: &[u8]) -> std::net::TcpStream {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let head = format!(
+        "POST /invocations HTTP/1.1\r\nHost: {address}\r\nContent-Type: text/csv\r\nContent-Length: {length}\r\n\
+         Connection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(part).unwrap();
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_beyond_the_workers_and_the_queue_are_answered_503() {
+    let fixture = fixture();
+    let mut config = single(&fixture.classifier);
+    config.workers = 1;
+    config.max_queue = 1;
+    let server = Server::start(config).await;
+    let address = server.url.trim_start_matches("http://").to_string();
+    let row = fixture.test_csv.lines().next().unwrap().to_string() + "\n";
+
+    // Two requests still receiving their bodies take both places.
+    let held: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| hold_request(&address, row.len(), &row.as_bytes()[..4]))
+        .collect();
+    let mut both_in_flight = false;
+    for _ in 0..1200 {
+        let (_, metrics) = server.get_text("/metrics").await;
+        if metrics.contains("tern_invocations_in_flight 2\n") {
+            both_in_flight = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        both_in_flight,
+        "the held requests never reached the handler"
+    );
+    let answer = send(server.post(row.clone(), "text/csv")).await;
+    assert_eq!(answer.status, 503, "{}", text(&answer.body));
+    assert!(
+        text(&answer.body).contains("1 workers, 1 waiting"),
+        "{}",
+        text(&answer.body)
+    );
+
+    // Once they are answered, the places are free again.
+    let rest = row.as_bytes()[4..].to_vec();
+    let statuses = tokio::task::spawn_blocking(move || {
+        held.into_iter()
+            .map(|mut stream| {
+                stream.write_all(&rest).unwrap();
+                let mut response = Vec::new();
+                stream.read_to_end(&mut response).unwrap();
+                parse_status(&response).0
+            })
+            .collect::<Vec<u16>>()
+    })
+    .await
+    .unwrap();
+    assert_eq!(statuses, [200, 200]);
+    let answer = send(server.post(row.clone(), "text/csv")).await;
+    assert_eq!(answer.status, 200, "{}", text(&answer.body));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_body_slower_than_the_body_timeout_is_answered_408() {
+    let fixture = fixture();
+    let mut config = single(&fixture.classifier);
+    config.timeouts.body = Duration::from_secs(1);
+    let server = Server::start(config).await;
+    let address = server.url.trim_start_matches("http://").to_string();
+    let row = fixture.test_csv.lines().next().unwrap().to_string() + "\n";
+    let (status, response) = tokio::task::spawn_blocking(move || {
+        let mut stream = hold_request(&address, row.len(), &row.as_bytes()[..4]);
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        parse_status(&response)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 408, "{response}");
+    assert!(
+        response.to_ascii_lowercase().contains("connection: close"),
+        "{response}"
+    );
+    let answer = send(server.post(fixture.test_csv.clone(), "text/csv")).await;
+    assert_eq!(answer.status, 200, "{}", text(&answer.body));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn variants_split_traffic_by_weight_and_honour_the_target_header() {
     let fixture = fixture();
     let mut config = ServeConfig::new(vec![

@@ -5,13 +5,17 @@
 //!
 //! Not observable from outside the process: `/ping`'s 503 while packages load (loading takes milliseconds); the
 //! library suite (runtime-edge/tests/endpoint.rs) checks it with a server whose packages are installed late.
+//!
+//! The limits are checked from outside too: memory through /proc/PID/status (VmSize for what the process reserved,
+//! VmHWM for its peak resident set), timeouts with the shortest settings and a generous bound on when the effect
+//! must have happened, never a timing threshold.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tern_tests::{dataset, python, repo_root, tern_binary, tern_ok};
@@ -188,26 +192,87 @@ struct Served {
     _logs: tempfile::TempDir,
 }
 
+/// `tern serve ARGS` with `env` and none of the variables the tests set inherited.
+fn serve_command(args: &[&str], env: &[(&str, String)]) -> Command {
+    let mut command = Command::new(tern_binary());
+    command.arg("serve").args(args);
+    for inherited in [
+        "TERN_AUTH_TOKEN",
+        "SAGEMAKER_BIND_TO_PORT",
+        "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT",
+        "SAGEMAKER_MODEL_SERVER_WORKERS",
+        "RUST_LOG",
+    ] {
+        command.env_remove(inherited);
+    }
+    command.envs(env.iter().map(|(k, v)| (k, v)));
+    command
+}
+
+/// A `/proc/PID/status` field in KiB (`VmSize`, `VmHWM`, …).
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// The IPv4 address a socket listens on at `port` (from /proc/net/tcp), e.g. `127.0.0.1`.
+fn listening_address(port: u16) -> Option<std::net::Ipv4Addr> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (address, local_port) = fields.get(1)?.split_once(':')?;
+        let listening = fields.get(3) == Some(&"0A");
+        let port_matches = u16::from_str_radix(local_port, 16).ok() == Some(port);
+        (listening && port_matches)
+            .then(|| u32::from_str_radix(address, 16).ok())
+            .flatten()
+            .map(|raw| std::net::Ipv4Addr::from(raw.to_le_bytes()))
+    })
+}
+
+/// Waits up to `limit` for `child` to exit; `None` (and the child killed) if it is still running then.
+fn exit_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Reads until the server closes the connection; `Err` when it has not within the stream's read timeout.
+fn read_until_closed(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    match stream.read_to_end(&mut raw) {
+        Ok(_) => Ok(raw),
+        // A reset closes the connection as well.
+        Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => Ok(raw),
+        Err(error) => Err(error),
+    }
+}
+
 impl Served {
     /// Starts `tern serve ARGS --bind 127.0.0.1` with `env`, on `SAGEMAKER_BIND_TO_PORT` when `env` sets it, else
     /// on a free port given as `--port`; waits for `/ping` 200.
     fn start(args: &[&str], env: &[(&str, String)]) -> Served {
+        let mut with_bind = args.to_vec();
+        with_bind.extend(["--bind", "127.0.0.1"]);
+        Served::start_as_given(&with_bind, env)
+    }
+
+    /// [`Served::start`] without `--bind`: the address is the command line's own.
+    fn start_as_given(args: &[&str], env: &[(&str, String)]) -> Served {
         let logs = tempfile::tempdir().unwrap();
         let stderr = logs.path().join("stderr.log");
-        let mut command = Command::new(tern_binary());
-        command
-            .arg("serve")
-            .args(args)
-            .args(["--bind", "127.0.0.1"]);
-        for inherited in [
-            "TERN_AUTH_TOKEN",
-            "SAGEMAKER_BIND_TO_PORT",
-            "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT",
-            "RUST_LOG",
-        ] {
-            command.env_remove(inherited);
-        }
-        command.envs(env.iter().map(|(k, v)| (k, v)));
+        let mut command = serve_command(args, env);
         let port = match env.iter().find(|(k, _)| *k == "SAGEMAKER_BIND_TO_PORT") {
             Some((_, value)) => value.parse().unwrap(),
             None => {
@@ -814,4 +879,276 @@ fn the_container_form_serves_the_model_directory_on_sagemaker_bind_to_port() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("tern compile"), "{stderr}");
+}
+
+#[test]
+fn an_empty_token_and_a_payload_limit_above_the_ceiling_are_refused_before_listening() {
+    let packages = packages();
+    let refused = |args: &[&str], env: &[(&str, String)], expected: &str| {
+        let port = free_port().to_string();
+        let mut all = vec![path(&packages.linear), "--port", &port];
+        all.extend(args);
+        let logs = tempfile::NamedTempFile::new().unwrap();
+        let mut child = serve_command(&all, env)
+            .stdout(Stdio::null())
+            .stderr(logs.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        let status = exit_within(&mut child, TIMEOUT / 2);
+        let stderr = std::fs::read_to_string(logs.path()).unwrap();
+        let status = status.unwrap_or_else(|| panic!("{args:?} {env:?}: still serving:\n{stderr}"));
+        assert!(!status.success(), "{args:?} {env:?}: {status}");
+        assert!(stderr.contains(expected), "{args:?} {env:?}: {stderr}");
+        assert!(
+            !stderr.contains("listening"),
+            "{args:?} {env:?}: listened first:\n{stderr}"
+        );
+    };
+    refused(&["--auth-token", ""], &[], "--auth-token empty");
+    refused(&["--auth-token", "  "], &[], "--auth-token empty");
+    refused(
+        &[],
+        &[("TERN_AUTH_TOKEN", String::new())],
+        "TERN_AUTH_TOKEN is set but empty",
+    );
+    refused(
+        &["--max-payload-mb", "100000"],
+        &[],
+        "--max-payload-mb: at most 100",
+    );
+    refused(&["--workers", "0"], &[], "--workers");
+}
+
+#[test]
+fn the_address_is_loopback_by_default_and_every_interface_in_the_container_form() {
+    let packages = packages();
+    let mut server = Served::start_as_given(&[path(&packages.linear)], &[]);
+    assert_eq!(
+        listening_address(server.port),
+        Some(std::net::Ipv4Addr::LOCALHOST)
+    );
+    assert!(server.terminate());
+
+    let mut server = Served::start_as_given(&[path(&packages.linear), "--bind", "0.0.0.0"], &[]);
+    assert_eq!(
+        listening_address(server.port),
+        Some(std::net::Ipv4Addr::UNSPECIFIED)
+    );
+    assert!(server.terminate());
+
+    // The package folder holds manifest.json at its root, as /opt/ml/model does once SageMaker extracted it.
+    let port = free_port();
+    let mut server = Served::start_as_given(
+        &["--model-dir", path(&packages.linear)],
+        &[("SAGEMAKER_BIND_TO_PORT", port.to_string())],
+    );
+    assert_eq!(
+        listening_address(port),
+        Some(std::net::Ipv4Addr::UNSPECIFIED)
+    );
+    assert!(server.terminate());
+}
+
+#[test]
+fn a_declared_content_length_reserves_no_memory() {
+    let packages = packages();
+    let mut server = Served::start(&[path(&packages.linear), "--max-payload-mb", "100"], &[]);
+    let pid = server.child.id();
+    let reserved_before = status_kib(pid, "VmSize");
+    // Clients that declare the largest body allowed and send a few bytes of it.
+    let declared = 100 * 1024 * 1024;
+    let head = format!(
+        "POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\nContent-Length: {declared}\r\n\r\n1.0,"
+    );
+    let clients = 16;
+    let mut streams: Vec<TcpStream> = (0..clients)
+        .map(|_| {
+            let mut stream = TcpStream::connect(server.address()).unwrap();
+            stream.write_all(head.as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    let expected = format!("tern_invocations_in_flight {clients}\n");
+    let mut all_in_flight = false;
+    for _ in 0..2400 {
+        if server.metrics().contains(&expected) {
+            all_in_flight = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(all_in_flight, "{}", server.metrics());
+    let reserved = status_kib(pid, "VmSize").saturating_sub(reserved_before);
+    // Reserving each declared body would take 1600 MiB of address space.
+    assert!(
+        reserved < 800 * 1024,
+        "{clients} bodies declared at {declared} bytes reserved {reserved} KiB"
+    );
+
+    // A declared length past the limit is refused before any byte of the body is read.
+    let mut stream = TcpStream::connect(server.address()).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream
+        .write_all(
+            b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\nContent-Length: 50000000000\r\n\r\n",
+        )
+        .unwrap();
+    let reply = parse_reply(&read_until_closed(&mut stream).unwrap());
+    assert_eq!(reply.status, 413, "{}", reply.text());
+    assert!(
+        reply.text().contains("50000000000 bytes"),
+        "{}",
+        reply.text()
+    );
+
+    assert_eq!(server.request("GET", "/ping", &[], b"").status, 200);
+    streams.clear();
+    assert_eq!(server.request("GET", "/ping", &[], b"").status, 200);
+    assert!(server.terminate(), "{}", server.logs());
+}
+
+#[test]
+fn a_json_request_takes_memory_in_proportion_to_its_payload() {
+    let packages = packages();
+    let mut server = Served::start(&[path(&packages.linear), "--max-payload-mb", "7"], &[]);
+    let pid = server.child.id();
+    let payload = 6 * 1024 * 1024;
+    let json = [
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json"),
+    ];
+    let peak_before = status_kib(pid, "VmHWM");
+
+    // 1.5 million one-number records: refused at the first, which has 1 feature of 30.
+    let mut tiny = String::from("[");
+    while tiny.len() < payload {
+        tiny.push_str("[0],");
+    }
+    tiny.pop();
+    tiny.push(']');
+    let reply = server.request("POST", "/invocations", &json, tiny.as_bytes());
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(
+        reply.text().contains("expected 30 features, found 1"),
+        "{}",
+        reply.text()
+    );
+
+    // A valid request of about 6 MB: the test rows, repeated.
+    let rows: Vec<String> = packages
+        .rows
+        .iter()
+        .map(|row| json!({ "features": row }).to_string())
+        .collect();
+    let mut valid = String::from("{\"instances\": [");
+    let mut count = 0;
+    while valid.len() < payload {
+        if count > 0 {
+            valid.push(',');
+        }
+        valid.push_str(&rows[count % rows.len()]);
+        count += 1;
+    }
+    valid.push_str("]}");
+    let reply = server.request("POST", "/invocations", &json, valid.as_bytes());
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let answer: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(answer["predictions"].as_array().unwrap().len(), count);
+
+    let growth = status_kib(pid, "VmHWM").saturating_sub(peak_before) * 1024;
+    assert!(
+        growth < 8 * payload as u64,
+        "two {payload}-byte JSON requests raised the peak resident set by {growth} bytes"
+    );
+    assert!(server.terminate(), "{}", server.logs());
+}
+
+#[test]
+fn slow_and_idle_clients_are_disconnected_after_the_timeouts() {
+    let packages = packages();
+    let mut server = Served::start(
+        &[
+            path(&packages.linear),
+            "--header-timeout-s",
+            "1",
+            "--body-timeout-s",
+            "1",
+            "--idle-timeout-s",
+            "1",
+        ],
+        &[],
+    );
+    let connect = |first_bytes: &[u8]| {
+        let mut stream = TcpStream::connect(server.address()).unwrap();
+        // The bound on "eventually": thirty times the configured timeouts.
+        stream.set_read_timeout(Some(TIMEOUT / 2)).unwrap();
+        stream.write_all(first_bytes).unwrap();
+        stream
+    };
+    let partial_head =
+        b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\n";
+    let partial_body =
+        b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\nContent-Length: 1000\r\n\r\n1.0,2.0";
+    let mut slow_heads: Vec<TcpStream> = (0..50).map(|_| connect(partial_head)).collect();
+    let mut slow_bodies: Vec<TcpStream> = (0..50).map(|_| connect(partial_body)).collect();
+    let mut idle = connect(b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+
+    for stream in &mut slow_heads {
+        read_until_closed(stream).expect("a connection sending its headers slowly is closed");
+    }
+    for stream in &mut slow_bodies {
+        let raw =
+            read_until_closed(stream).expect("a connection sending its body slowly is closed");
+        let reply = parse_reply(&raw);
+        assert_eq!(reply.status, 408, "{}", reply.text());
+        assert!(reply.text().contains("body timeout"), "{}", reply.text());
+    }
+    // The kept-alive connection got its answer, then was closed for idling.
+    let raw = read_until_closed(&mut idle).expect("an idle kept-alive connection is closed");
+    assert_eq!(parse_reply(&raw).status, 200);
+
+    assert_eq!(server.request("GET", "/ping", &[], b"").status, 200);
+    let metrics = server.metrics();
+    assert_eq!(
+        metric(
+            &metrics,
+            "tern_invocations_total{variant=\"AllTraffic\",code=\"408\"}"
+        ),
+        Some(50.0),
+        "{metrics}"
+    );
+    assert!(server.terminate(), "{}", server.logs());
+}
+
+#[test]
+fn sigterm_stops_the_server_within_the_drain_timeout_while_a_slow_client_holds_a_connection() {
+    let packages = packages();
+    let mut server = Served::start(&[path(&packages.linear), "--drain-timeout-s", "1"], &[]);
+    let mut stream = TcpStream::connect(server.address()).unwrap();
+    stream
+        .write_all(
+            b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\nContent-Length: 1000\r\n\r\n1.0,",
+        )
+        .unwrap();
+    let mut in_flight = false;
+    for _ in 0..2400 {
+        if server.metrics().contains("tern_invocations_in_flight 1\n") {
+            in_flight = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(in_flight, "the slow request never reached the handler");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The client never finishes its body: the server must stop anyway, thirty times the drain timeout at the most.
+    let exited = exit_within(&mut server.child, TIMEOUT / 2);
+    let logs = server.logs();
+    let exited = exited.unwrap_or_else(|| panic!("still running after SIGTERM:\n{logs}"));
+    assert!(exited.success(), "{exited}:\n{logs}");
+    assert!(logs.contains("drain timeout"), "{logs}");
 }
