@@ -267,8 +267,10 @@ fn install_logging(args: &ServeArgs) -> Result<()> {
         Err(_) => EnvFilter::try_new(&args.log_level)
             .with_context(|| format!("--log-level {:?}", args.log_level))?,
     };
+    // Colours only for a person at a terminal; a log file or collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let installed = if args.log_format == "json" {
         builder.json().try_init()

@@ -466,6 +466,26 @@ mod tests {
     }
 
     #[test]
+    fn numbers_beyond_float32_are_refused_with_their_path() {
+        for (body, field) in [
+            (
+                r#"{"instances": [{"features": [1, 1e308]}]}"#,
+                "instances[0].features[1]",
+            ),
+            (r#"[[1e308, 1]]"#, "[0]"),
+            (r#"[1, -4e38]"#, "[0]"),
+        ] {
+            let message = request(body).unwrap_err().to_string();
+            assert!(
+                message.contains(field) && message.contains("float32"),
+                "{body}: {message}"
+            );
+        }
+        let message = lines_error("{\"features\": [1e39]}\n");
+        assert!(message.contains("float32"), "{message}");
+    }
+
+    #[test]
     fn request_errors_name_the_path() {
         let message = request(r#"{"instances": [{"features": [1]}, {"features": [1, true]}]}"#)
             .unwrap_err()

@@ -634,6 +634,16 @@ fn errors_do_not_repeat_their_own_cause() {
 }
 
 #[test]
+fn serve_logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = tern(&["serve", path(&dir.path().join("no-package")), "--port", "0"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("no-package"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "colour codes in {stderr:?}");
+}
+
+#[test]
 fn a_model_with_nan_weights_is_refused_at_compile() {
     let root = tempfile::tempdir().unwrap();
     let model = train_into(&root.path().join("out"));

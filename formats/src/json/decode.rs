@@ -327,16 +327,19 @@ impl<'de> Visitor<'de> for NumberSeed<'_> {
     }
 
     // JSON numbers are read as f64 first, then narrowed, whatever their written form.
-    fn visit_i64<E>(self, v: i64) -> Result<f32, E> {
-        Ok(v as f64 as f32)
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<f32, E> {
+        self.visit_f64(v as f64)
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<f32, E> {
-        Ok(v as f64 as f32)
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<f32, E> {
+        self.visit_f64(v as f64)
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<f32, E> {
-        Ok(v as f32)
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<f32, E> {
+        match narrow(v) {
+            Some(value) => Ok(value),
+            None => Err(self.problems.report(self.path.render(), beyond_float32(v))),
+        }
     }
 
     fn visit_unit<E>(self) -> Result<f32, E> {
@@ -935,6 +938,15 @@ impl<'de> DeserializeSeed<'de> for FirstItemSeed<'_> {
     }
 }
 
+impl FirstItemSeed<'_> {
+    fn number<E: de::Error>(self, v: f64) -> Result<FirstItem, E> {
+        match narrow(v) {
+            Some(value) => Ok(FirstItem::Number(value)),
+            None => Err(self.problems.report(FIRST.render(), beyond_float32(v))),
+        }
+    }
+}
+
 impl<'de> Visitor<'de> for FirstItemSeed<'_> {
     type Value = FirstItem;
 
@@ -942,19 +954,19 @@ impl<'de> Visitor<'de> for FirstItemSeed<'_> {
         f.write_str("a number or an instance")
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<FirstItem, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<FirstItem, E> {
         *self.description = format!("a number {v}");
-        Ok(FirstItem::Number(v as f64 as f32))
+        self.number(v as f64)
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<FirstItem, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<FirstItem, E> {
         *self.description = format!("a number {v}");
-        Ok(FirstItem::Number(v as f64 as f32))
+        self.number(v as f64)
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<FirstItem, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<FirstItem, E> {
         *self.description = format!("a number {}", number_text(v));
-        Ok(FirstItem::Number(v as f32))
+        self.number(v)
     }
 
     fn visit_unit<E>(self) -> Result<FirstItem, E> {
@@ -1199,16 +1211,19 @@ impl<'de> Visitor<'de> for RecordNumberSeed<'_> {
         f.write_str("a number or null")
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<f32, E> {
-        Ok(v as f64 as f32)
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<f32, E> {
+        self.visit_f64(v as f64)
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<f32, E> {
-        Ok(v as f64 as f32)
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<f32, E> {
+        self.visit_f64(v as f64)
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<f32, E> {
-        Ok(v as f32)
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<f32, E> {
+        match narrow(v) {
+            Some(value) => Ok(value),
+            None => Err(self.problems.report(FIRST.render(), beyond_float32(v))),
+        }
     }
 
     fn visit_unit<E>(self) -> Result<f32, E> {
@@ -1216,4 +1231,14 @@ impl<'de> Visitor<'de> for RecordNumberSeed<'_> {
     }
 
     refuse_scalars!(seq, map);
+}
+
+/// `v` as float32; `None` for a finite value beyond float32's range, which would otherwise become infinity.
+fn narrow(v: f64) -> Option<f32> {
+    let narrowed = v as f32;
+    (narrowed.is_finite() || !v.is_finite()).then_some(narrowed)
+}
+
+fn beyond_float32(v: f64) -> String {
+    format!("expected a number within float32's range (|x| <= 3.4028235e38), found {v:e}")
 }
