@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use tern_formats::ContentType;
+use tern_registry::Registry;
 use tern_trainer::data::{Channel, Dataset, TrainingInput};
 use tern_trainer::evaluation;
 use tern_trainer::job::{self, JobOptions, SageMakerLayout};
@@ -49,7 +50,8 @@ enum Command {
     Export {
         /// The model artifact (model.tar.gz).
         model: PathBuf,
-        #[arg(long, value_parser = ["xgboost-json"])]
+        /// The format, one its algorithm writes (xgboost-json).
+        #[arg(long)]
         format: String,
         /// Where to write it.
         #[arg(long, short)]
@@ -59,7 +61,8 @@ enum Command {
     Import {
         /// The model file.
         input: PathBuf,
-        #[arg(long, value_parser = ["xgboost-json"], default_value = "xgboost-json")]
+        /// The model file's format (xgboost-json).
+        #[arg(long, default_value = "xgboost-json")]
         format: String,
         /// Where to write model.tar.gz.
         #[arg(long, short)]
@@ -300,24 +303,24 @@ fn run(cli: Cli) -> Result<()> {
         Command::Edge { command } => edge::edge(command),
         Command::Export {
             model,
-            format: _,
+            format,
             output,
         } => {
-            let artifact = Artifact::read(&model)?;
-            let bytes = algorithms::xgboost::export_xgboost_json(&artifact)?;
+            let (artifact, algorithm) = load_model(&model)?;
+            let bytes = algorithm.export(&artifact, &format)?;
             tern_trainer::artifact::write_atomically(&output, &bytes)?;
             eprintln!("wrote {}", output.display());
             Ok(())
         }
         Command::Import {
             input,
-            format: _,
+            format,
             output,
         } => {
+            let algorithm = Registry::shipped().importer(&format)?.algorithm;
             let bytes =
                 std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
-            let artifact =
-                algorithms::xgboost::import_xgboost_json(&bytes, &input.display().to_string())?;
+            let artifact = algorithm.import(&bytes, &format, &input.display().to_string())?;
             artifact.write(&output)?;
             eprintln!("wrote {}", output.display());
             Ok(())
@@ -398,7 +401,8 @@ fn raw_hyperparameters(args: &TrainArgs) -> Result<BTreeMap<String, String>> {
 }
 
 fn tune(args: TuneArgs) -> Result<()> {
-    let algorithm = algorithms::find("kmeans")?;
+    // K-Means' own tuning aid, until `tern tune` runs SageMaker's tuning jobs for every algorithm.
+    let algorithm = Registry::shipped().find("kmeans")?.algorithm;
     let channel = Channel::from_path(
         "train",
         &args.train,
@@ -455,7 +459,8 @@ fn train(args: TrainArgs) -> Result<()> {
     };
     if let Some(root) = &args.sagemaker_root {
         let layout = SageMakerLayout::new(root);
-        let outcome = job::run_sagemaker(&layout, args.algorithm.as_deref(), &options)
+        let algorithms = Registry::shipped().algorithms();
+        let outcome = job::run_sagemaker(&layout, &algorithms, args.algorithm.as_deref(), &options)
             .with_context(|| {
                 format!(
                     "training job failed (reason written to {})",
@@ -469,7 +474,7 @@ fn train(args: TrainArgs) -> Result<()> {
         .algorithm
         .as_deref()
         .ok_or_else(|| anyhow!("--algorithm is required (tern algorithms lists them)"))?;
-    let algorithm = algorithms::find(name)?;
+    let algorithm = Registry::shipped().find(name)?.algorithm;
     let raw = raw_hyperparameters(&args)?;
     // Hyperparameters are checked before any data is opened.
     algorithm.parse_hyperparameters(&raw)?;
@@ -514,7 +519,7 @@ fn report(outcome: &job::JobOutcome, quiet: bool) {
 
 fn load_model(path: &Path) -> Result<(Artifact, &'static dyn tern_trainer::Algorithm)> {
     let artifact = Artifact::read(path)?;
-    let algorithm = algorithms::find(&artifact.meta.algorithm)?;
+    let algorithm = Registry::shipped().of(&artifact)?.algorithm;
     Ok((artifact, algorithm))
 }
 
@@ -590,12 +595,10 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
     if let Some(confusion) = &result.confusion {
         writeln!(out, "{}", confusion.to_table())?;
     }
-    if artifact.meta.algorithm == "xgboost" {
-        let mut importance = algorithms::xgboost::feature_importance(&artifact, "gain")?;
-        importance.sort_by(|a, b| b.1.total_cmp(&a.1));
-        writeln!(out, "feature importance (gain, top 10):")?;
-        for (feature, gain) in importance.iter().take(10) {
-            writeln!(out, "  f{feature:<6} {gain:.4}")?;
+    if let Some(importance) = algorithm.feature_importance(&artifact)? {
+        writeln!(out, "feature importance ({}, top 10):", importance.measure)?;
+        for (feature, value) in importance.features.iter().take(10) {
+            writeln!(out, "  f{feature:<6} {value:.4}")?;
         }
     }
     Ok(())
@@ -764,7 +767,7 @@ fn compile(args: CompileArgs) -> Result<()> {
         held_out: rows(&args.held_out)?,
         force: args.force,
     };
-    let package = tern_compiler::compile(&artifact, &options)?;
+    let package = Registry::shipped().compile(&artifact, &options)?;
     let overwrite = if args.force {
         tern_compiler::Overwrite::Files
     } else {
@@ -838,9 +841,10 @@ fn predict_package(args: PredictArgs) -> Result<()> {
 }
 
 fn list_algorithms(only: Option<&str>) -> Result<()> {
+    let registry = Registry::shipped();
     let selected: Vec<_> = match only {
-        Some(name) => vec![algorithms::find(name)?],
-        None => algorithms::all().to_vec(),
+        Some(name) => vec![registry.find(name)?.algorithm],
+        None => registry.algorithms(),
     };
     let mut out = stdout();
     for algorithm in selected {

@@ -1,17 +1,20 @@
 //! tern's compiler: a trained artifact → a portable package, `model.onnx` + `manifest.json`.
 //!
-//! [`compile`] lowers the artifact (one lowering per algorithm, [`lower`]), runs the graph passes ([`passes`]),
+//! [`compile`] lowers the artifact (the algorithm's [`Lowering`], found through the registry, `tern-registry`; the
+//! classic algorithms' lowerings are in [`lower`]), runs the graph passes ([`passes`]),
 //! quantizes the weights ([`quantize`]) to the requested precision, checks the ops against the `--target`s
 //! ([`targets`]), then runs the finished graph through runtime-core's executor (tract, with runtime-core's
 //! `TreeEnsembleRegressor`) on verification rows and compares it with the trainer's own predictor. The drift it
 //! measures and the limit it verified are written into the manifest's `tolerance`.
 //!
 //! ```no_run
-//! use tern_compiler::{compile, CompileOptions};
+//! use tern_compiler::{compile, lower, CompileOptions};
 //! use tern_runtime::Precision;
 //! let artifact = tern_trainer::Artifact::read("model.tar.gz".as_ref()).unwrap();
+//! let algorithm = tern_trainer::algorithms::find(&artifact.meta.algorithm).unwrap();
+//! let lowering = lower::find_in(lower::classic(), &artifact.meta.algorithm).unwrap();
 //! let options = CompileOptions { precision: Precision::F16, ..CompileOptions::default() };
-//! let package = compile(&artifact, &options).unwrap();
+//! let package = compile(&artifact, algorithm, lowering, &options).unwrap();
 //! package.write("pkg".as_ref()).unwrap();
 //! println!("{}", tern_compiler::inspect(&package.onnx).unwrap());
 //! ```
@@ -50,6 +53,7 @@ pub mod inspect;
 pub mod lower;
 pub mod passes;
 pub mod quantize;
+pub mod synthetic;
 pub mod targets;
 pub mod write;
 
@@ -58,11 +62,11 @@ use sha2::{Digest, Sha256};
 use tern_runtime::manifest::{Manifest, Tolerance, MANIFEST_VERSION};
 use tern_runtime::onnx::{GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto};
 use tern_trainer::data::{Dataset, FeatureMatrix};
-use tern_trainer::Artifact;
+use tern_trainer::{Algorithm, Artifact};
 
 pub use error::CompileError;
 pub use inspect::inspect;
-pub use lower::{LabelRule, Lowered};
+pub use lower::{LabelRule, Lowered, Lowering};
 pub use passes::PassReport;
 pub use tern_runtime::Precision;
 pub use write::Overwrite;
@@ -174,27 +178,41 @@ fn precision_name(precision: Precision) -> &'static str {
 /// trainer's predictor. Errors: the artifact's layout ([`CompileError::Artifact`], [`CompileError::Trainer`]), an
 /// algorithm or model feature without a lowering, an unknown target or an op a target lacks, verification rows of
 /// the wrong width, and drift beyond the limit without `force`.
+///
+/// `algorithm` rebuilds the trained model for the reference predictions; `lowering` lowers it. Both are the
+/// artifact's algorithm's, as the registry (`tern-registry`) pairs them.
 pub fn compile(
     artifact: &Artifact,
+    algorithm: &dyn Algorithm,
+    lowering: &dyn Lowering,
     options: &CompileOptions,
 ) -> Result<CompiledPackage, CompileError> {
     let targets = targets::resolve(&options.targets)?;
+    for name in [algorithm.name(), lowering.algorithm()] {
+        if name != artifact.meta.algorithm {
+            return Err(CompileError::artifact(
+                &artifact.meta.algorithm,
+                format!(
+                    "the artifact is a {} model, compiled as {name}",
+                    artifact.meta.algorithm
+                ),
+            ));
+        }
+    }
     if let Some((tensor, index, value)) = artifact.first_non_finite() {
         return Err(CompileError::artifact(
             &artifact.meta.algorithm,
             format!("weight {tensor}[{index}] is {value}; a model with non-finite weights predicts NaN (retrain it)"),
         ));
     }
-    let lowered = lower::lower(artifact)?;
-    if lowered.algorithm == lower::rcf::NAME && options.precision != Precision::Fp32 {
+    if !lowering.precisions().contains(&options.precision) {
         return Err(CompileError::UnsupportedFeature {
-            algorithm: lowered.algorithm.clone(),
+            algorithm: artifact.meta.algorithm.clone(),
             feature: format!("precision {}", precision_name(options.precision)),
-            reason: "a forest's cuts and boxes are attributes of the ai.tern RandomCutForestScore op, not weights: \
-                     there is nothing to quantize, so Random Cut Forest packages are fp32"
-                .into(),
+            reason: lowering.precision_reason().to_string(),
         });
     }
+    let lowered = lowering.lower(artifact)?;
     let mut graph = lowered.graph.clone();
     let report = passes::optimise(&mut graph)?;
     let d = lowered.feature_dim;
@@ -228,7 +246,7 @@ pub fn compile(
     let mut rows = match &options.held_out {
         Some(data) => sample_rows(data, d, "held_out")?,
         None if !calibration.is_empty() => calibration.clone(),
-        None => synthetic_rows(artifact, &lowered),
+        None => lowering.verification_rows(artifact, &lowered, SYNTHETIC_ROWS),
     };
     if lowered.accepts_missing {
         let n = rows.len() / d.max(1);
@@ -251,7 +269,7 @@ pub fn compile(
 
     let onnx = model_bytes(&lowered, graph, options.precision);
     let mut manifest = manifest(&lowered, artifact, options.precision, targets, &onnx);
-    let drift = measure(artifact, &lowered, &manifest, &onnx, &rows, n)?;
+    let drift = measure(artifact, algorithm, &lowered, &manifest, &onnx, &rows, n)?;
     let limit = drift.limit;
     let within = drift.scores_outside == 0 && drift.label_agreement >= limit.label_agreement;
     if !within && !options.force {
@@ -376,76 +394,13 @@ fn sample_rows(data: &Dataset, d: usize, what: &str) -> Result<Vec<f32>, Compile
     Ok(dense.iter().copied().collect())
 }
 
-/// A tiny deterministic generator (64-bit LCG) for synthetic rows.
-struct Lcg(u64);
-
-impl Lcg {
-    fn uniform(&mut self) -> f32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 40) as f32) / ((1u64 << 24) as f32)
-    }
-}
-
-/// The rows [`synthetic_rows`] makes.
+/// The rows a compile given no data is verified on ([`Lowering::verification_rows`]).
 const SYNTHETIC_ROWS: usize = 512;
-
-fn synthetic_rows(artifact: &Artifact, lowered: &Lowered) -> Vec<f32> {
-    let d = lowered.feature_dim;
-    let rows = SYNTHETIC_ROWS;
-    let mut rng = Lcg(0x7465726e);
-    let mut thresholds: Vec<Vec<f32>> = vec![Vec::new(); d];
-    for node in lowered
-        .graph
-        .node
-        .iter()
-        .filter(|n| n.op_type() == "TreeEnsembleRegressor")
-    {
-        let (Some(features), Some(values), Some(modes)) = (
-            node.attribute("nodes_featureids"),
-            node.attribute("nodes_values"),
-            node.attribute("nodes_modes"),
-        ) else {
-            continue;
-        };
-        for ((&f, &v), mode) in features.ints.iter().zip(&values.floats).zip(&modes.strings) {
-            if mode != b"LEAF" && (f as usize) < d {
-                thresholds[f as usize].push(v);
-            }
-        }
-    }
-    let tensor = |name: &str| artifact.tensors.get(name).map(|t| t.data.clone());
-    let mean = tensor("feature_mean");
-    let scale = tensor("feature_scale");
-    let mut out = Vec::with_capacity(rows * d);
-    for _ in 0..rows {
-        for j in 0..d {
-            let u = rng.uniform() * 6.0 - 3.0;
-            let value = if !thresholds[j].is_empty() {
-                let pick = ((rng.uniform() * thresholds[j].len() as f32) as usize)
-                    .min(thresholds[j].len() - 1);
-                let t = thresholds[j][pick];
-                t + u * 0.05 * t.abs().max(1e-3)
-            } else {
-                let m = mean.as_ref().and_then(|m| m.get(j)).copied().unwrap_or(0.0);
-                let s = scale
-                    .as_ref()
-                    .and_then(|s| s.get(j))
-                    .copied()
-                    .unwrap_or(1.0);
-                m + s * u
-            };
-            out.push(value);
-        }
-    }
-    out
-}
 
 /// Runs the package on `rows` and the trainer's predictor on the same rows, and compares them.
 fn measure(
     artifact: &Artifact,
+    algorithm: &dyn Algorithm,
     lowered: &Lowered,
     manifest: &Manifest,
     onnx: &[u8],
@@ -457,7 +412,6 @@ fn measure(
         Array2::from_shape_vec((n, d), rows.to_vec())
             .map_err(|e| CompileError::Verification(e.to_string()))?,
     );
-    let algorithm = tern_trainer::algorithms::find(&artifact.meta.algorithm)?;
     let reference = algorithm.load(artifact)?.predict(&features)?;
 
     let manifest_json =

@@ -4,12 +4,15 @@
 //! IVF indexes, the three metrics, projections, the tie rule, the verbose SageMaker response, and what f16 / int8
 //! do to the stored points. Oracles: onnx 1.19.1, onnxruntime 1.23.2.
 
+mod common;
+use common::compile;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ndarray::Array2;
-use tern_compiler::{compile, CompileError, CompileOptions, Precision};
+use tern_compiler::{CompileError, CompileOptions, Precision};
 use tern_runtime::Package;
 use tern_trainer::algorithms::knn::{Knn, KnnModel};
 use tern_trainer::data::{Channel, Dataset, FeatureMatrix, TrainingInput};

@@ -2,13 +2,14 @@
 //! against the trainer's predictions (compiler/tests/oracles/check_packages.py, onnx 1.19.1 / onnxruntime 1.23.2),
 //! plus the compiler's unit-level contracts: passes, refusal on drift, targets, inspect, atomic writes.
 
+mod common;
+use common::compile;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tern_compiler::{
-    compile, inspect, passes, CompileError, CompileOptions, CompiledPackage, Precision,
-};
+use tern_compiler::{inspect, passes, CompileError, CompileOptions, CompiledPackage, Precision};
 use tern_runtime::onnx::{data_type, GraphProto, NodeProto, TensorProto, ValueInfoProto};
 use tern_trainer::data::{Channel, Dataset, FeatureMatrix, TrainingInput};
 use tern_trainer::{algorithms, Artifact, Hyperparameters, TrainingContext};
@@ -511,7 +512,7 @@ fn normalisation_folding_equals_the_unfolded_math() {
         ("diabetes", "regressor", vec![]),
     ] {
         let artifact = linear_learner(dataset, predictor_type, &extra);
-        let lowered = tern_compiler::lower::lower(&artifact).unwrap();
+        let lowered = tern_compiler::lower::linear_learner::lower(&artifact).unwrap();
         let unfolded = lowered.graph.clone();
         assert!(
             unfolded.node.iter().any(|n| n.op_type() == "Div"),

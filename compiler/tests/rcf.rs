@@ -2,11 +2,14 @@
 //! bit through tern-runtime, answers in SageMaker's RCF shapes, passes onnx.checker's full check (onnx 1.19.1),
 //! is refused by onnxruntime (which lacks the op), and f16/int8 are refused with the reason.
 
+mod common;
+use common::compile;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tern_compiler::{compile, CompileError, CompileOptions, Precision};
+use tern_compiler::{CompileError, CompileOptions, Precision};
 use tern_runtime::Package;
 use tern_trainer::algorithms::rcf::RcfModel;
 use tern_trainer::data::{Channel, TrainingInput};

@@ -66,7 +66,7 @@ fn train_package(dataset: &str, pairs: &[(&str, &str)], dir: &Path) -> Package {
         ),
         ..Default::default()
     };
-    tern_compiler::compile(&artifact, &options)
+    tern_registry::compile(&artifact, &options)
         .unwrap()
         .write(dir)
         .unwrap();

@@ -59,7 +59,7 @@ fn train_and_compile(algorithm: &dyn Algorithm, train: &Path, pairs: &[(&str, &s
         held_out: Some(held_out),
         ..Default::default()
     };
-    tern_compiler::compile(&artifact, &options)
+    tern_registry::compile(&artifact, &options)
         .expect("compiles")
         .write(dir)
         .expect("package written");

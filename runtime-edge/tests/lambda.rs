@@ -56,7 +56,7 @@ fn fixture() -> &'static Fixture {
         };
         let dir = tempfile::tempdir().unwrap();
         let package_dir = dir.path().join("package");
-        tern_compiler::compile(&artifact, &options)
+        tern_registry::compile(&artifact, &options)
             .unwrap()
             .write(&package_dir)
             .unwrap();

@@ -75,7 +75,7 @@ fn fixture() -> &'static Fixture {
         };
         let dir = tempfile::tempdir().unwrap();
         let package_dir = dir.path().join("package");
-        tern_compiler::compile(&artifact, &options)
+        tern_registry::compile(&artifact, &options)
             .unwrap()
             .write(&package_dir)
             .unwrap();
@@ -88,7 +88,7 @@ fn fixture() -> &'static Fixture {
         let artifact = XGBoost
             .train(&hyperparameters, &input, &mut TrainingContext::new(true))
             .unwrap();
-        tern_compiler::compile(&artifact, &options)
+        tern_registry::compile(&artifact, &options)
             .unwrap()
             .write(&dir.path().join("xgboost"))
             .unwrap();

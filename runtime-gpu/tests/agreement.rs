@@ -13,7 +13,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use tern_compiler::{compile, CompileOptions};
+use tern_compiler::CompileOptions;
+use tern_registry::compile;
 mod common;
 
 use common::gpu;

@@ -181,7 +181,8 @@ mod tests {
     use std::io::Write;
     use std::path::Path;
 
-    use tern_compiler::{compile, CompileOptions};
+    use tern_compiler::CompileOptions;
+    use tern_registry::compile;
     use tern_runtime::Precision;
     use tern_trainer::data::{Channel, TrainingInput};
     use tern_trainer::{algorithms, TrainingContext};

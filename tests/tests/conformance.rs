@@ -31,7 +31,8 @@ use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-use tern_compiler::{compile, CompileOptions};
+use tern_compiler::CompileOptions;
+use tern_registry::compile;
 use tern_runtime::{EngineKind, Package, Precision};
 use tern_tests::repo_root;
 use tern_trainer::algorithms;

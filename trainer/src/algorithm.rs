@@ -50,6 +50,63 @@ pub trait Algorithm: Send + Sync {
 
     /// Rebuilds the trained model from its artifact, for `tern evaluate`, reference predictions and the compiler.
     fn load(&self, artifact: &Artifact) -> Result<Box<dyn Predictor>, TrainError>;
+
+    /// Other libraries' model formats this algorithm writes with [`Algorithm::export`] and reads with
+    /// [`Algorithm::import`] (e.g. `xgboost-json`); none by default.
+    fn interchange_formats(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The artifact's model in `format`, one of [`Algorithm::interchange_formats`].
+    fn export(&self, artifact: &Artifact, format: &str) -> Result<Vec<u8>, TrainError> {
+        let _ = artifact;
+        Err(no_interchange(
+            self.name(),
+            format,
+            self.interchange_formats(),
+        ))
+    }
+
+    /// A tern artifact from a model file in `format`, one of [`Algorithm::interchange_formats`]; `source` names
+    /// the file in errors.
+    fn import(&self, bytes: &[u8], format: &str, source: &str) -> Result<Artifact, TrainError> {
+        let _ = (bytes, source);
+        Err(no_interchange(
+            self.name(),
+            format,
+            self.interchange_formats(),
+        ))
+    }
+
+    /// Per-feature importance of the trained model, (feature index, importance) for the features it uses, most
+    /// important first, with what the value measures (e.g. `gain`); `None` when the algorithm has no such notion.
+    fn feature_importance(
+        &self,
+        artifact: &Artifact,
+    ) -> Result<Option<FeatureImportance>, TrainError> {
+        let _ = artifact;
+        Ok(None)
+    }
+}
+
+/// Per-feature importance of a trained model ([`Algorithm::feature_importance`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureImportance {
+    /// What the values measure, e.g. `gain` (mean loss reduction of the feature's splits).
+    pub measure: &'static str,
+    /// (feature index, importance), most important first; features the model does not use are absent.
+    pub features: Vec<(usize, f64)>,
+}
+
+fn no_interchange(algorithm: &str, format: &str, formats: &[&str]) -> TrainError {
+    TrainError::Config(if formats.is_empty() {
+        format!("{algorithm} reads and writes no other library's model format (asked for {format})")
+    } else {
+        format!(
+            "{algorithm} has no model format {format:?}; it reads and writes {}",
+            formats.join(", ")
+        )
+    })
 }
 
 /// What a model predicts.

@@ -408,14 +408,15 @@ fn read_json(path: &Path) -> Result<Option<serde_json::Value>, TrainError> {
     }
 }
 
-/// The algorithm a SageMaker job runs: `explicit` when given, else the one registered algorithm whose hyperparameter
+/// The algorithm of `algorithms` a SageMaker job runs: `explicit` when given, else the one whose hyperparameter
 /// table accepts every given name and has each of its required names given.
 pub fn resolve_algorithm(
+    algorithms: &[&'static dyn Algorithm],
     explicit: Option<&str>,
     hyperparameters: &BTreeMap<String, String>,
 ) -> Result<&'static dyn Algorithm, TrainError> {
     if let Some(name) = explicit {
-        return algorithms::find(name);
+        return algorithms::find_in(algorithms, name);
     }
     let fits = |algorithm: &&&dyn Algorithm| {
         let specs = algorithm.hyperparameters();
@@ -429,7 +430,7 @@ pub fn resolve_algorithm(
             .all(|s| hyperparameters.contains_key(s.name));
         all_known && required_given
     };
-    let candidates: Vec<_> = algorithms::all().iter().filter(fits).collect();
+    let candidates: Vec<_> = algorithms.iter().filter(fits).collect();
     match candidates.as_slice() {
         [one] => Ok(**one),
         [] => Err(TrainError::Config(
@@ -442,16 +443,17 @@ pub fn resolve_algorithm(
     }
 }
 
-/// Runs a whole SageMaker training job under `layout`. On failure the reason is also written to `output/failure`
-/// before the error is returned (the caller exits non-zero).
+/// Runs a whole SageMaker training job under `layout`, choosing among `algorithms` ([`resolve_algorithm`]). On
+/// failure the reason is also written to `output/failure` before the error is returned (the caller exits non-zero).
 pub fn run_sagemaker(
     layout: &SageMakerLayout,
+    algorithms: &[&'static dyn Algorithm],
     algorithm: Option<&str>,
     options: &JobOptions,
 ) -> Result<JobOutcome, TrainError> {
     let result = (|| {
         let hyperparameters = layout.hyperparameters()?;
-        let algorithm = resolve_algorithm(algorithm, &hyperparameters)?;
+        let algorithm = resolve_algorithm(algorithms, algorithm, &hyperparameters)?;
         // Hyperparameters are checked before channels are opened: a bad value fails at once, with no data read.
         algorithm.parse_hyperparameters(&hyperparameters)?;
         let input = layout.channels()?;

@@ -34,7 +34,8 @@ pub mod outputs;
 pub mod plots;
 
 pub use algorithm::{
-    Algorithm, Device, MetricRecord, Predictions, Predictor, Task, TrainingContext,
+    Algorithm, Device, FeatureImportance, MetricRecord, Predictions, Predictor, Task,
+    TrainingContext,
 };
 pub use artifact::Artifact;
 pub use error::TrainError;

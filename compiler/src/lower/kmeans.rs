@@ -17,7 +17,8 @@ use tern_trainer::algorithms::kmeans::KMeansModel;
 use tern_trainer::Artifact;
 
 use super::{
-    content_types, spec, GraphBuilder, LabelRule, Lowered, DENSE_REQUEST_TYPES, INPUT, ONNX_OPSET,
+    content_types, spec, GraphBuilder, LabelRule, Lowered, Lowering, DENSE_REQUEST_TYPES, INPUT,
+    ONNX_OPSET,
 };
 use crate::CompileError;
 
@@ -27,6 +28,19 @@ pub const NAME: &str = "kmeans";
 pub const CLOSEST_CLUSTER: &str = "closest_cluster";
 /// The output holding each row's Euclidean distance to that cluster (float32 `[N, 1]`).
 pub const DISTANCE_TO_CLUSTER: &str = "distance_to_cluster";
+
+/// The lowering registered for K-Means (`tern-registry`).
+pub struct KMeansLowering;
+
+impl Lowering for KMeansLowering {
+    fn algorithm(&self) -> &'static str {
+        NAME
+    }
+
+    fn lower(&self, artifact: &Artifact) -> Result<Lowered, CompileError> {
+        lower(artifact)
+    }
+}
 
 /// Lowers a K-Means artifact (layout: `tern_trainer::algorithms::kmeans`).
 pub fn lower(artifact: &Artifact) -> Result<Lowered, CompileError> {

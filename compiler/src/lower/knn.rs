@@ -30,7 +30,8 @@ use tern_trainer::algorithms::knn::{KnnModel, Metric, PredictorType};
 use tern_trainer::Artifact;
 
 use super::{
-    content_types, spec, GraphBuilder, LabelRule, Lowered, DENSE_REQUEST_TYPES, INPUT, ONNX_OPSET,
+    content_types, spec, GraphBuilder, LabelRule, Lowered, Lowering, DENSE_REQUEST_TYPES, INPUT,
+    ONNX_OPSET,
 };
 use crate::CompileError;
 
@@ -158,6 +159,19 @@ fn top_k(
         ],
     ));
     (out_values, out_indices)
+}
+
+/// The lowering registered for k-NN (`tern-registry`).
+pub struct KnnLowering;
+
+impl Lowering for KnnLowering {
+    fn algorithm(&self) -> &'static str {
+        NAME
+    }
+
+    fn lower(&self, artifact: &Artifact) -> Result<Lowered, CompileError> {
+        lower(artifact)
+    }
 }
 
 /// Lowers a k-NN artifact (layout: `tern_trainer::algorithms::knn`).

@@ -14,11 +14,40 @@ use tern_runtime::onnx::{data_type, AttributeProto, TensorProto};
 use tern_trainer::algorithms::linear_learner::{LinearModel, Output, PredictorType};
 use tern_trainer::Artifact;
 
-use super::{spec, GraphBuilder, LabelRule, Lowered, INPUT, ONNX_OPSET};
+use super::{spec, GraphBuilder, LabelRule, Lowered, Lowering, INPUT, ONNX_OPSET};
 use crate::CompileError;
 
 /// The algorithm's registry name.
 pub const NAME: &str = "linear-learner";
+
+/// The lowering registered for Linear Learner (`tern-registry`).
+pub struct LinearLearnerLowering;
+
+impl Lowering for LinearLearnerLowering {
+    fn algorithm(&self) -> &'static str {
+        NAME
+    }
+
+    fn lower(&self, artifact: &Artifact) -> Result<Lowered, CompileError> {
+        lower(artifact)
+    }
+
+    /// Rows around the training data: `mean + scale · u` per feature, from the artifact's normalisation statistics
+    /// (`feature_mean`, `feature_scale`; 0 and 1 when the model was trained without them).
+    fn verification_rows(&self, artifact: &Artifact, lowered: &Lowered, rows: usize) -> Vec<f32> {
+        let tensor = |name: &str| artifact.tensors.get(name).map(|t| t.data.clone());
+        let (mean, scale) = (tensor("feature_mean"), tensor("feature_scale"));
+        crate::synthetic::rows(lowered.feature_dim, rows, |j, u, _| {
+            let m = mean.as_ref().and_then(|m| m.get(j)).copied().unwrap_or(0.0);
+            let s = scale
+                .as_ref()
+                .and_then(|s| s.get(j))
+                .copied()
+                .unwrap_or(1.0);
+            m + s * u
+        })
+    }
+}
 
 /// Lowers a Linear Learner artifact (layout: `tern_trainer::algorithms::linear_learner`).
 pub fn lower(artifact: &Artifact) -> Result<Lowered, CompileError> {

@@ -14,6 +14,10 @@ pub mod xgboost;
 use std::collections::BTreeMap;
 
 use tern_runtime::manifest::{ResponseShape, TensorSpec};
+use tern_runtime::Precision;
+use tern_trainer::Artifact;
+
+use crate::CompileError;
 use tern_runtime::onnx::{
     data_type, AttributeProto, GraphProto, NodeProto, TensorProto, ValueInfoProto,
 };
@@ -179,26 +183,61 @@ pub(crate) fn spec(name: &str, dtype: &str, shape: &[Option<usize>]) -> TensorSp
     }
 }
 
-/// The lowering for `artifact`'s algorithm.
-pub fn lower(artifact: &tern_trainer::Artifact) -> Result<Lowered, crate::CompileError> {
-    match artifact.meta.algorithm.as_str() {
-        linear_learner::NAME => linear_learner::lower(artifact),
-        xgboost::NAME => xgboost::lower(artifact),
-        kmeans::NAME => kmeans::lower(artifact),
-        pca::NAME => pca::lower(artifact),
-        rcf::NAME => rcf::lower(artifact),
-        knn::NAME => knn::lower(artifact),
-        other => Err(crate::CompileError::UnsupportedAlgorithm {
-            algorithm: other.to_string(),
-            known: [
-                linear_learner::NAME,
-                xgboost::NAME,
-                kmeans::NAME,
-                pca::NAME,
-                rcf::NAME,
-                knn::NAME,
-            ]
-            .join(", "),
-        }),
+/// How one algorithm's artifacts become packages: the lowering to an fp32 ONNX graph, the precisions it may be
+/// packaged at, and the rows verification uses when the user gives none. Each algorithm's lowering is registered
+/// once beside the algorithm (`tern-registry`); the compiler's driver ([`crate::compile`]) knows none by name.
+pub trait Lowering: Send + Sync {
+    /// The registry name of the algorithm whose artifacts this lowers.
+    fn algorithm(&self) -> &'static str;
+
+    /// The artifact's model as an fp32 graph with tern's conventions (module docs).
+    fn lower(&self, artifact: &Artifact) -> Result<Lowered, CompileError>;
+
+    /// The precisions the compiler may package this algorithm at; all three by default.
+    fn precisions(&self) -> &'static [Precision] {
+        &[Precision::Fp32, Precision::F16, Precision::Int8]
     }
+
+    /// Why a precision outside [`Lowering::precisions`] is refused, for the error message.
+    fn precision_reason(&self) -> &'static str {
+        "its lowering does not support it"
+    }
+
+    /// `rows` deterministic verification rows (row-major, `lowered.feature_dim` values each) for a compile given no
+    /// data: by default each feature drawn uniformly from [-3, 3] ([`crate::synthetic`]).
+    fn verification_rows(&self, artifact: &Artifact, lowered: &Lowered, rows: usize) -> Vec<f32> {
+        let _ = artifact;
+        crate::synthetic::rows(lowered.feature_dim, rows, |_, u, _| u)
+    }
+}
+
+/// The lowerings of the classic algorithms (`tern_trainer::algorithms::classic`).
+pub fn classic() -> &'static [&'static dyn Lowering] {
+    &[
+        &linear_learner::LinearLearnerLowering,
+        &xgboost::XGBoostLowering,
+        &kmeans::KMeansLowering,
+        &pca::PcaLowering,
+        &rcf::RandomCutForestLowering,
+        &knn::KnnLowering,
+    ]
+}
+
+/// The lowering of `lowerings` for the algorithm `name`.
+pub fn find_in(
+    lowerings: &[&'static dyn Lowering],
+    name: &str,
+) -> Result<&'static dyn Lowering, CompileError> {
+    lowerings
+        .iter()
+        .copied()
+        .find(|l| l.algorithm() == name)
+        .ok_or_else(|| CompileError::UnsupportedAlgorithm {
+            algorithm: name.to_string(),
+            known: lowerings
+                .iter()
+                .map(|l| l.algorithm())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }

@@ -14,7 +14,8 @@ use tern_trainer::algorithms::pca::PcaModel;
 use tern_trainer::Artifact;
 
 use super::{
-    content_types, spec, GraphBuilder, LabelRule, Lowered, DENSE_REQUEST_TYPES, INPUT, ONNX_OPSET,
+    content_types, spec, GraphBuilder, LabelRule, Lowered, Lowering, DENSE_REQUEST_TYPES, INPUT,
+    ONNX_OPSET,
 };
 use crate::CompileError;
 
@@ -22,6 +23,19 @@ use crate::CompileError;
 pub const NAME: &str = "pca";
 /// The output holding each row's projection (float32 `[N, num_components]`).
 pub const PROJECTION: &str = "projection";
+
+/// The lowering registered for PCA (`tern-registry`).
+pub struct PcaLowering;
+
+impl Lowering for PcaLowering {
+    fn algorithm(&self) -> &'static str {
+        NAME
+    }
+
+    fn lower(&self, artifact: &Artifact) -> Result<Lowered, CompileError> {
+        lower(artifact)
+    }
+}
 
 /// Lowers a PCA artifact (layout: `tern_trainer::algorithms::pca`).
 pub fn lower(artifact: &Artifact) -> Result<Lowered, CompileError> {

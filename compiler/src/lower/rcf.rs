@@ -11,16 +11,40 @@
 use tern_runtime::manifest::ResponseShape;
 use tern_runtime::onnx::AttributeProto;
 use tern_runtime::ops::rcf::{DOMAIN, OP_TYPE, VERSION};
+use tern_runtime::Precision;
 use tern_trainer::algorithms::rcf::RcfModel;
 use tern_trainer::Artifact;
 
 use super::{
-    content_types, spec, GraphBuilder, LabelRule, Lowered, DENSE_REQUEST_TYPES, INPUT, ONNX_OPSET,
+    content_types, spec, GraphBuilder, LabelRule, Lowered, Lowering, DENSE_REQUEST_TYPES, INPUT,
+    ONNX_OPSET,
 };
 use crate::CompileError;
 
 /// The algorithm's registry name.
 pub const NAME: &str = "randomcutforest";
+
+/// The lowering registered for Random Cut Forest (`tern-registry`).
+pub struct RandomCutForestLowering;
+
+impl Lowering for RandomCutForestLowering {
+    fn algorithm(&self) -> &'static str {
+        NAME
+    }
+
+    fn lower(&self, artifact: &Artifact) -> Result<Lowered, CompileError> {
+        lower(artifact)
+    }
+
+    fn precisions(&self) -> &'static [Precision] {
+        &[Precision::Fp32]
+    }
+
+    fn precision_reason(&self) -> &'static str {
+        "a forest's cuts and boxes are attributes of the ai.tern RandomCutForestScore op, not weights: there is \
+         nothing to quantize, so Random Cut Forest packages are fp32"
+    }
+}
 
 /// Lowers a Random Cut Forest artifact (layout: `tern_trainer::algorithms::rcf`).
 pub fn lower(artifact: &Artifact) -> Result<Lowered, CompileError> {

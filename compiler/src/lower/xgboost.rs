@@ -18,11 +18,61 @@ use tern_trainer::algorithms::xgboost::model_of;
 use tern_trainer::algorithms::xgboost::objective::Objective;
 use tern_trainer::Artifact;
 
-use super::{spec, GraphBuilder, LabelRule, Lowered, INPUT, ML_DOMAIN, ONNX_ML_OPSET, ONNX_OPSET};
+use super::{
+    spec, GraphBuilder, LabelRule, Lowered, Lowering, INPUT, ML_DOMAIN, ONNX_ML_OPSET, ONNX_OPSET,
+};
 use crate::CompileError;
 
 /// The algorithm's registry name.
 pub const NAME: &str = "xgboost";
+
+/// The lowering registered for XGBoost (`tern-registry`).
+pub struct XGBoostLowering;
+
+impl Lowering for XGBoostLowering {
+    fn algorithm(&self) -> &'static str {
+        NAME
+    }
+
+    fn lower(&self, artifact: &Artifact) -> Result<Lowered, CompileError> {
+        lower(artifact)
+    }
+
+    /// Rows on both sides of the trees' split thresholds: per feature a threshold drawn from its splits, moved by
+    /// `u · 5%` of its magnitude (at least 1e-3); features no tree splits on take `u`.
+    fn verification_rows(&self, _artifact: &Artifact, lowered: &Lowered, rows: usize) -> Vec<f32> {
+        let d = lowered.feature_dim;
+        let mut thresholds: Vec<Vec<f32>> = vec![Vec::new(); d];
+        for node in lowered
+            .graph
+            .node
+            .iter()
+            .filter(|n| n.op_type() == "TreeEnsembleRegressor")
+        {
+            let (Some(features), Some(values), Some(modes)) = (
+                node.attribute("nodes_featureids"),
+                node.attribute("nodes_values"),
+                node.attribute("nodes_modes"),
+            ) else {
+                continue;
+            };
+            for ((&f, &v), mode) in features.ints.iter().zip(&values.floats).zip(&modes.strings) {
+                if mode != b"LEAF" && (f as usize) < d {
+                    thresholds[f as usize].push(v);
+                }
+            }
+        }
+        crate::synthetic::rows(d, rows, |j, u, rng| {
+            if thresholds[j].is_empty() {
+                return u;
+            }
+            let pick = ((rng.uniform() * thresholds[j].len() as f32) as usize)
+                .min(thresholds[j].len() - 1);
+            let t = thresholds[j][pick];
+            t + u * 0.05 * t.abs().max(1e-3)
+        })
+    }
+}
 
 /// Lowers an xgboost artifact (layout: `tern_trainer::algorithms::xgboost`).
 pub fn lower(artifact: &Artifact) -> Result<Lowered, CompileError> {

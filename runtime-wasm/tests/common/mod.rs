@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use tern_compiler::{compile, CompileOptions};
+use tern_compiler::CompileOptions;
 use tern_formats::ContentType;
+use tern_registry::compile;
 use tern_runtime::Precision;
 use tern_trainer::data::{Channel, Dataset, TrainingInput};
 use tern_trainer::{algorithms, TrainingContext};

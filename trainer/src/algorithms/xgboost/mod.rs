@@ -101,6 +101,45 @@ impl Algorithm for XGBoost {
             model: model_of(artifact)?,
         }))
     }
+
+    fn interchange_formats(&self) -> &'static [&'static str] {
+        &[XGBOOST_JSON]
+    }
+
+    fn export(&self, artifact: &Artifact, format: &str) -> Result<Vec<u8>, TrainError> {
+        check_format(format)?;
+        export_xgboost_json(artifact)
+    }
+
+    fn import(&self, bytes: &[u8], format: &str, source: &str) -> Result<Artifact, TrainError> {
+        check_format(format)?;
+        import_xgboost_json(bytes, source)
+    }
+
+    fn feature_importance(
+        &self,
+        artifact: &Artifact,
+    ) -> Result<Option<crate::FeatureImportance>, TrainError> {
+        let mut features = feature_importance(artifact, "gain")?;
+        features.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(Some(crate::FeatureImportance {
+            measure: "gain",
+            features,
+        }))
+    }
+}
+
+/// xgboost's own JSON model format (`Booster.save_model("model.json")`).
+pub const XGBOOST_JSON: &str = "xgboost-json";
+
+fn check_format(format: &str) -> Result<(), TrainError> {
+    if format == XGBOOST_JSON {
+        Ok(())
+    } else {
+        Err(TrainError::Config(format!(
+            "xgboost has no model format {format:?}; it reads and writes {XGBOOST_JSON}"
+        )))
+    }
 }
 
 impl XGBoost {
