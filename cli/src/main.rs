@@ -95,19 +95,23 @@ struct TrainArgs {
     /// hyperparameters or taken from TERN_ALGORITHM.
     #[arg(long, env = "TERN_ALGORITHM")]
     algorithm: Option<String>,
-    /// The train channel: a file or a folder of files.
-    #[arg(long, required_unless_present = "sagemaker_root")]
+    /// The train channel: a file or a folder of files (the same as --channel train=PATH).
+    #[arg(long)]
     train: Option<PathBuf>,
-    /// The validation channel (model selection, early stopping, calibration).
+    /// The validation channel (model selection, early stopping, calibration); --channel validation=PATH.
     #[arg(long)]
     validation: Option<PathBuf>,
-    /// The test channel (final metrics).
+    /// The test channel (final metrics); --channel test=PATH.
     #[arg(long)]
     test: Option<PathBuf>,
-    /// Content type of the channels, e.g. text/csv, text/libsvm, application/x-recordio-protobuf (default: from the
-    /// file extension, else text/csv).
-    #[arg(long)]
-    content_type: Option<String>,
+    /// A channel, NAME=PATH (a file or a folder of files), repeatable; `tern algorithms NAME` lists the channels an
+    /// algorithm reads.
+    #[arg(long = "channel", value_name = "NAME=PATH")]
+    channels: Vec<String>,
+    /// Content type of the channels, e.g. text/csv, text/libsvm, application/x-recordio-protobuf, or NAME=TYPE for
+    /// one channel; repeatable (default: from the file extension, else text/csv).
+    #[arg(long = "content-type", value_name = "[NAME=]TYPE")]
+    content_types: Vec<String>,
     /// A hyperparameter, NAME=VALUE, repeatable; SageMaker's names.
     #[arg(long = "hp", value_name = "NAME=VALUE")]
     hyperparameters: Vec<String>,
@@ -118,7 +122,7 @@ struct TrainArgs {
     #[arg(long, default_value = "out", required = false)]
     output_dir: PathBuf,
     /// Run the SageMaker training-container contract rooted here (e.g. /opt/ml).
-    #[arg(long, conflicts_with_all = ["train", "validation", "test", "output_dir"])]
+    #[arg(long, conflicts_with_all = ["train", "validation", "test", "channels", "output_dir"])]
     sagemaker_root: Option<PathBuf>,
     /// Write the metrics JSON here instead of <output-dir>/metrics.json.
     #[arg(long)]
@@ -330,6 +334,82 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// The channels `tern train` was given: `--channel NAME=PATH` and the `--train`/`--validation`/`--test` shorthands,
+/// each with its `--content-type` (`NAME=TYPE` for one channel, a bare `TYPE` for the others). Whether the algorithm
+/// reads them is checked by the job, before data is read.
+fn training_input(args: &TrainArgs) -> Result<TrainingInput> {
+    let mut paths: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let shorthands = [
+        ("train", &args.train),
+        ("validation", &args.validation),
+        ("test", &args.test),
+    ];
+    let given = shorthands
+        .iter()
+        .filter_map(|(name, path)| path.as_ref().map(|p| (name.to_string(), p.clone())));
+    let pairs = args
+        .channels
+        .iter()
+        .map(|pair| -> Result<(String, PathBuf)> {
+            let (name, path) = pair.split_once('=').ok_or_else(|| {
+                anyhow!(
+                "--channel {pair:?}: expected NAME=PATH, e.g. --channel validation=data/val.csv"
+            )
+            })?;
+            Ok((name.trim().to_string(), PathBuf::from(path)))
+        });
+    for entry in given.map(Ok).chain(pairs) {
+        let (name, path) = entry?;
+        if name.is_empty() {
+            bail!("--channel: a channel needs a name (NAME=PATH)");
+        }
+        if let Some(first) = paths.insert(name.clone(), path.clone()) {
+            bail!(
+                "channel {name} is given twice ({} and {}); give it once",
+                first.display(),
+                path.display()
+            );
+        }
+    }
+    let mut default_type = None;
+    let mut channel_types = BTreeMap::new();
+    for text in &args.content_types {
+        match text.split_once('=') {
+            Some((name, mime)) if !name.contains('/') => {
+                if !paths.contains_key(name.trim()) {
+                    bail!(
+                        "--content-type {text}: no channel {:?} is given",
+                        name.trim()
+                    );
+                }
+                channel_types.insert(name.trim().to_string(), ContentType::parse(mime)?);
+            }
+            _ if default_type.is_some() => {
+                bail!("--content-type: one type for all channels is given twice; use NAME=TYPE per channel")
+            }
+            _ => default_type = Some(ContentType::parse(text)?),
+        }
+    }
+    let others: Vec<String> = paths.keys().filter(|n| *n != "train").cloned().collect();
+    let mut open = |name: &str| -> Result<Option<Channel>> {
+        let Some(path) = paths.remove(name) else {
+            return Ok(None);
+        };
+        let content_type = channel_types.get(name).or(default_type.as_ref()).cloned();
+        Ok(Some(Channel::from_path(name, &path, content_type)?))
+    };
+    let train = open("train")?.ok_or_else(|| {
+        anyhow!(
+            "no train channel: give --train PATH (or --channel train=PATH), or --sagemaker-root"
+        )
+    })?;
+    let mut input = TrainingInput::new(train);
+    for name in &others {
+        input = input.with(open(name)?);
+    }
+    Ok(input)
+}
+
 fn parse_content_type(text: Option<&str>) -> Result<Option<ContentType>> {
     text.map(ContentType::parse).transpose().map_err(Into::into)
 }
@@ -478,19 +558,7 @@ fn train(args: TrainArgs) -> Result<()> {
     let raw = raw_hyperparameters(&args)?;
     // Hyperparameters are checked before any data is opened.
     algorithm.parse_hyperparameters(&raw)?;
-    let content_type = parse_content_type(args.content_type.as_deref())?;
-    let channel = |name: &str, path: &Option<PathBuf>| -> Result<Option<Channel>> {
-        path.as_ref()
-            .map(|p| Channel::from_path(name, p, content_type.clone()))
-            .transpose()
-            .map_err(Into::into)
-    };
-    let input = TrainingInput {
-        train: channel("train", &args.train)?
-            .expect("clap requires --train without --sagemaker-root"),
-        validation: channel("validation", &args.validation)?,
-        test: channel("test", &args.test)?,
-    };
+    let input = training_input(&args)?;
     let outcome = job::run(
         algorithm,
         &raw,
@@ -848,12 +916,23 @@ fn list_algorithms(only: Option<&str>) -> Result<()> {
     };
     let mut out = stdout();
     for algorithm in selected {
-        writeln!(
-            out,
-            "{} (trains on {})",
-            algorithm.name(),
-            algorithm.content_types().join(", ")
-        )?;
+        writeln!(out, "{}", algorithm.name())?;
+        writeln!(out, "  channels:")?;
+        for channel in algorithm.channels() {
+            let required = if channel.required {
+                "required"
+            } else {
+                "optional"
+            };
+            writeln!(
+                out,
+                "    {:<12} {required}; {}; {}",
+                channel.name,
+                channel.content_types.join(", "),
+                channel.purpose
+            )?;
+        }
+        writeln!(out, "  hyperparameters:")?;
         for spec in algorithm.hyperparameters() {
             let default = match (spec.required, spec.default) {
                 (true, _) => "required".to_string(),
@@ -861,7 +940,7 @@ fn list_algorithms(only: Option<&str>) -> Result<()> {
                 (false, None) => "optional".to_string(),
             };
             let auto = if spec.accepts_auto { " or auto" } else { "" };
-            writeln!(out, "  {:<44} {}{auto}; {default}", spec.name, spec.kind)?;
+            writeln!(out, "    {:<42} {}{auto}; {default}", spec.name, spec.kind)?;
         }
     }
     Ok(())

@@ -42,11 +42,7 @@ fn train(train: Dataset, pairs: &[(&str, &str)]) -> Artifact {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let hp = Knn.parse_hyperparameters(&raw).unwrap();
-    let input = TrainingInput {
-        train: Channel::from_dataset("train", train),
-        validation: None,
-        test: None,
-    };
+    let input = TrainingInput::new(Channel::from_dataset("train", train));
     Knn.train(&hp, &input, &mut TrainingContext::new(true))
         .unwrap()
 }

@@ -35,13 +35,9 @@ fn train(algorithm: &str, dataset: &str, pairs: &[(&str, &str)]) -> Artifact {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let hp = Hyperparameters::parse(algorithm.name(), algorithm.hyperparameters(), &raw).unwrap();
-    let input = TrainingInput {
-        train: Channel::from_path("train", &split(dataset, "train"), None).unwrap(),
-        validation: Some(
-            Channel::from_path("validation", &split(dataset, "validation"), None).unwrap(),
-        ),
-        test: None,
-    };
+    let input =
+        TrainingInput::new(Channel::from_path("train", &split(dataset, "train"), None).unwrap())
+            .with(Channel::from_path("validation", &split(dataset, "validation"), None).unwrap());
     algorithm
         .train(&hp, &input, &mut TrainingContext::new(true))
         .unwrap()
@@ -55,11 +51,8 @@ fn train_unsupervised(algorithm: &str, dataset: &str, pairs: &[(&str, &str)]) ->
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let hp = Hyperparameters::parse(algorithm.name(), algorithm.hyperparameters(), &raw).unwrap();
-    let input = TrainingInput {
-        train: Channel::from_path("train", &split(dataset, "train"), None).unwrap(),
-        validation: None,
-        test: None,
-    };
+    let input =
+        TrainingInput::new(Channel::from_path("train", &split(dataset, "train"), None).unwrap());
     algorithm
         .train(&hp, &input, &mut TrainingContext::new(true))
         .unwrap()
@@ -416,11 +409,7 @@ fn xgboost_with_nan_matches_onnxruntime_including_missing_directions() {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let hp = Hyperparameters::parse("xgboost", algorithm.hyperparameters(), &raw).unwrap();
-    let input = TrainingInput {
-        train: Channel::from_path("train", &train_path, None).unwrap(),
-        validation: None,
-        test: None,
-    };
+    let input = TrainingInput::new(Channel::from_path("train", &train_path, None).unwrap());
     let artifact = algorithm
         .train(&hp, &input, &mut TrainingContext::new(true))
         .unwrap();

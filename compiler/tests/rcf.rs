@@ -38,11 +38,7 @@ fn train() -> Artifact {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let hp = Hyperparameters::parse(algorithm.name(), algorithm.hyperparameters(), &raw).unwrap();
-    let input = TrainingInput {
-        train: Channel::from_path("train", &digits("train"), None).unwrap(),
-        validation: None,
-        test: None,
-    };
+    let input = TrainingInput::new(Channel::from_path("train", &digits("train"), None).unwrap());
     algorithm
         .train(&hp, &input, &mut TrainingContext::new(true))
         .unwrap()

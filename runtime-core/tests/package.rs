@@ -456,7 +456,7 @@ fn non_finite_features_are_refused_unless_the_model_reads_missing_values() {
         .unwrap_err()
         .to_string();
     assert!(
-        text.contains("record 1") && text.contains("features[2]") && text.contains("inf"),
+        text.contains("instances[0].features[2]") && text.contains("float32"),
         "{text}"
     );
     let text = package

@@ -49,11 +49,7 @@ fn train_package(dataset: &str, pairs: &[(&str, &str)], dir: &Path) -> Package {
     let hyperparameters =
         Hyperparameters::parse(LinearLearner.name(), LinearLearner.hyperparameters(), &raw)
             .unwrap();
-    let input = TrainingInput {
-        train: Channel::from_path("train", &train, None).unwrap(),
-        validation: None,
-        test: None,
-    };
+    let input = TrainingInput::new(Channel::from_path("train", &train, None).unwrap());
     let artifact = LinearLearner
         .train(&hyperparameters, &input, &mut TrainingContext::new(true))
         .unwrap();

@@ -43,11 +43,8 @@ fn train_and_compile(algorithm: &dyn Algorithm, train: &Path, pairs: &[(&str, &s
     let hyperparameters =
         Hyperparameters::parse(algorithm.name(), algorithm.hyperparameters(), &raw)
             .expect("valid hyperparameters");
-    let input = TrainingInput {
-        train: Channel::from_path("train", train, None).expect("training data"),
-        validation: None,
-        test: None,
-    };
+    let input =
+        TrainingInput::new(Channel::from_path("train", train, None).expect("training data"));
     let artifact = algorithm
         .train(&hyperparameters, &input, &mut TrainingContext::new(true))
         .expect("training succeeds");

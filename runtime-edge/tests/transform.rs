@@ -56,11 +56,7 @@ fn fixture() -> &'static Fixture {
             Hyperparameters::parse(LinearLearner.name(), LinearLearner.hyperparameters(), &raw)
                 .unwrap();
         let train = data.join("train.csv");
-        let input = TrainingInput {
-            train: Channel::from_path("train", &train, None).unwrap(),
-            validation: None,
-            test: None,
-        };
+        let input = TrainingInput::new(Channel::from_path("train", &train, None).unwrap());
         let artifact = LinearLearner
             .train(&hyperparameters, &input, &mut TrainingContext::new(true))
             .unwrap();

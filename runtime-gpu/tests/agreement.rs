@@ -161,11 +161,7 @@ fn train(
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let hyperparameters = algorithm.parse_hyperparameters(&raw).unwrap();
-    let input = TrainingInput {
-        train: Channel::from_dataset("train", train.clone()),
-        validation: None,
-        test: None,
-    };
+    let input = TrainingInput::new(Channel::from_dataset("train", train.clone()));
     let artifact = algorithm
         .train(&hyperparameters, &input, &mut TrainingContext::new(true))
         .unwrap();

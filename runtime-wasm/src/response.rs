@@ -205,11 +205,7 @@ mod tests {
             .unwrap()
             .load(None)
             .unwrap();
-        let input = TrainingInput {
-            train: Channel::from_dataset("train", dataset),
-            validation: None,
-            test: None,
-        };
+        let input = TrainingInput::new(Channel::from_dataset("train", dataset));
         let artifact = algorithm
             .train(&hyperparameters, &input, &mut TrainingContext::new(true))
             .unwrap();

@@ -248,6 +248,106 @@ fn sagemaker_failure_is_written_to_output_failure_with_a_non_zero_exit() {
     assert!(!root.path().join("model/model.tar.gz").exists());
 }
 
+#[test]
+fn channels_are_named_with_their_content_types_and_checked_against_the_algorithm() {
+    let out = tempfile::tempdir().unwrap();
+    let train = dataset("breast_cancer", "train");
+    let validation = dataset("breast_cancer", "validation");
+    // --channel NAME=PATH and a per-channel --content-type, as SageMaker's inputdataconfig gives them.
+    tern_ok(&[
+        "train",
+        "--algorithm",
+        "linear-learner",
+        "--channel",
+        &format!("train={}", path(&train)),
+        "--channel",
+        &format!("validation={}", path(&validation)),
+        "--content-type",
+        "validation=text/csv",
+        "--hp",
+        "predictor_type=binary_classifier",
+        "--hp",
+        "epochs=2",
+        "--output-dir",
+        path(out.path()),
+        "--quiet",
+    ]);
+    let metrics = fs::read_to_string(out.path().join("metrics.json")).unwrap();
+    assert!(
+        metrics.contains("validation:"),
+        "the validation channel was read"
+    );
+
+    // A channel the algorithm does not read fails before any data is read, naming the ones it does.
+    let output = tern(&[
+        "train",
+        "--algorithm",
+        "kmeans",
+        "--train",
+        path(&train),
+        "--validation",
+        path(&validation),
+        "--hp",
+        "k=2",
+        "--hp",
+        "feature_dim=30",
+        "--output-dir",
+        path(out.path()),
+        "--quiet",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("\"validation\"") && stderr.contains("train (required), test"),
+        "{stderr}"
+    );
+
+    let output = tern(&[
+        "train",
+        "--algorithm",
+        "linear-learner",
+        "--train",
+        path(&train),
+        "--channel",
+        &format!("train={}", path(&train)),
+        "--hp",
+        "predictor_type=binary_classifier",
+        "--output-dir",
+        path(out.path()),
+        "--quiet",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("channel train is given twice"), "{stderr}");
+
+    let listing = tern_ok(&["algorithms", "xgboost"]);
+    assert!(
+        listing.contains("validation") && listing.contains("early_stopping_rounds"),
+        "{listing}"
+    );
+}
+
+#[test]
+fn a_sagemaker_job_with_a_channel_its_algorithm_does_not_read_fails_naming_it() {
+    let root = tempfile::tempdir().unwrap();
+    sagemaker_layout(
+        root.path(),
+        r#"{"predictor_type": "binary_classifier", "epochs": "2"}"#,
+        r#"{"train": {"ContentType": "text/csv"}, "auxiliary": {"ContentType": "text/csv"}}"#,
+    );
+    for split in ["train", "auxiliary"] {
+        let dir = root.path().join("input/data").join(split);
+        fs::create_dir_all(&dir).unwrap();
+        fs::copy(dataset("breast_cancer", "train"), dir.join("part-0.csv")).unwrap();
+    }
+    let output = tern(&["train", "--sagemaker-root", path(root.path()), "--quiet"]);
+    assert!(!output.status.success());
+    let failure = fs::read_to_string(root.path().join("output/failure")).unwrap();
+    assert!(
+        failure.contains("\"auxiliary\"") && failure.contains("linear-learner"),
+        "{failure}"
+    );
+}
+
 #[cfg(unix)]
 #[test]
 fn sagemaker_pipe_mode_streams_one_fifo_per_epoch() {

@@ -466,11 +466,7 @@ fn train(
     let hyperparameters =
         Hyperparameters::parse(algorithm.name(), algorithm.hyperparameters(), &raw).unwrap();
     algorithm.validate(&hyperparameters).unwrap();
-    let input = TrainingInput {
-        train: Channel::from_dataset("train", train.clone()),
-        validation: None,
-        test: None,
-    };
+    let input = TrainingInput::new(Channel::from_dataset("train", train.clone()));
     let artifact = algorithm
         .train(&hyperparameters, &input, &mut TrainingContext::new(true))
         .unwrap_or_else(|e| panic!("{}: training failed: {e}", case.name));

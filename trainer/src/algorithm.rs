@@ -5,7 +5,7 @@ use ndarray::Array2;
 use serde_json::{json, Value};
 
 use crate::artifact::Artifact;
-use crate::data::{FeatureMatrix, TrainingInput};
+use crate::data::{ChannelSpec, FeatureMatrix, TrainingInput};
 use crate::hyperparameters::{HyperparameterError, HyperparameterSpec, Hyperparameters};
 use crate::TrainError;
 
@@ -37,8 +37,17 @@ pub trait Algorithm: Send + Sync {
         Ok(hyperparameters)
     }
 
-    /// The training content types this algorithm accepts, as MIME types without parameters.
-    fn content_types(&self) -> &'static [&'static str];
+    /// The channels a job of this algorithm reads (SageMaker's for the algorithm): names, required-ness and the
+    /// content types each accepts. Jobs with other channels, or without a required one, fail before data is read.
+    fn channels(&self) -> &'static [ChannelSpec];
+
+    /// The content types (MIME types without parameters) the `train` channel accepts.
+    fn content_types(&self) -> &'static [&'static str] {
+        self.channels()
+            .iter()
+            .find(|c| c.name == crate::data::TRAIN)
+            .map_or(&[], |c| c.content_types)
+    }
 
     /// Fits a model on `input`, reporting progress and metrics through `context`.
     fn train(

@@ -1,6 +1,7 @@
 //! Training data: channels (File mode folders/files or Pipe mode FIFOs) streamed as records, and in-memory
 //! [`Dataset`]s (dense or CSR sparse) for algorithms that need random access.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -592,12 +593,149 @@ fn list_files(path: &Path) -> Result<Vec<PathBuf>, TrainError> {
     Ok(files)
 }
 
-/// The channels of one training job.
+/// One input channel an algorithm reads, as SageMaker documents it for the algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelSpec {
+    /// The channel's name: the folder under `/opt/ml/input/data/`, the key of `inputdataconfig.json`.
+    pub name: &'static str,
+    /// Whether a job without it fails.
+    pub required: bool,
+    /// The content types (MIME types without parameters) the channel may hold.
+    pub content_types: &'static [&'static str],
+    /// What the algorithm does with it, for `tern algorithms` and errors.
+    pub purpose: &'static str,
+}
+
+impl ChannelSpec {
+    /// A channel every job must have.
+    pub const fn required(
+        name: &'static str,
+        content_types: &'static [&'static str],
+        purpose: &'static str,
+    ) -> Self {
+        ChannelSpec {
+            name,
+            required: true,
+            content_types,
+            purpose,
+        }
+    }
+
+    /// A channel a job may have.
+    pub const fn optional(
+        name: &'static str,
+        content_types: &'static [&'static str],
+        purpose: &'static str,
+    ) -> Self {
+        ChannelSpec {
+            name,
+            required: false,
+            content_types,
+            purpose,
+        }
+    }
+}
+
+/// The channels of one training job, by name. Every job has a `train` channel (SageMaker's built-ins all do);
+/// which others it may have is the algorithm's declaration ([`TrainingInput::check`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainingInput {
-    pub train: Channel,
-    pub validation: Option<Channel>,
-    pub test: Option<Channel>,
+    channels: BTreeMap<String, Channel>,
+}
+
+/// The name of the channel every job has.
+pub const TRAIN: &str = "train";
+
+impl TrainingInput {
+    /// A job reading `train` (whatever its own name, it is the job's `train` channel).
+    pub fn new(mut train: Channel) -> Self {
+        train.name = TRAIN.to_string();
+        TrainingInput {
+            channels: BTreeMap::from([(TRAIN.to_string(), train)]),
+        }
+    }
+
+    /// The input with `channel` added under its name (replacing one of the same name); `None` adds nothing.
+    pub fn with(mut self, channel: impl Into<Option<Channel>>) -> Self {
+        if let Some(channel) = channel.into() {
+            self.channels.insert(channel.name.clone(), channel);
+        }
+        self
+    }
+
+    /// The `train` channel.
+    pub fn train(&self) -> &Channel {
+        &self.channels[TRAIN]
+    }
+
+    /// The `validation` channel, when given.
+    pub fn validation(&self) -> Option<&Channel> {
+        self.channel("validation")
+    }
+
+    /// The `test` channel, when given.
+    pub fn test(&self) -> Option<&Channel> {
+        self.channel("test")
+    }
+
+    /// The channel called `name`, when given.
+    pub fn channel(&self, name: &str) -> Option<&Channel> {
+        self.channels.get(name)
+    }
+
+    /// Every channel, by name.
+    pub fn channels(&self) -> impl Iterator<Item = &Channel> {
+        self.channels.values()
+    }
+
+    /// Checks the channels against an algorithm's declaration, before any data is read: every channel must be
+    /// declared, every required one given, and each one's content type among those its declaration accepts.
+    /// Errors name the channel and list what the algorithm takes.
+    pub fn check(&self, algorithm: &str, specs: &[ChannelSpec]) -> Result<(), TrainError> {
+        let names = || {
+            specs
+                .iter()
+                .map(|s| {
+                    if s.required {
+                        format!("{} (required)", s.name)
+                    } else {
+                        s.name.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for channel in self.channels.values() {
+            let Some(spec) = specs.iter().find(|s| s.name == channel.name) else {
+                return Err(TrainError::Config(format!(
+                    "channel {:?}: {algorithm} reads no such channel; its channels are {}",
+                    channel.name,
+                    names()
+                )));
+            };
+            let mime = channel.content_type.mime();
+            let mime = mime.split(';').next().unwrap_or_default();
+            if !spec.content_types.contains(&mime) {
+                return Err(TrainError::Config(format!(
+                    "channel {}: {algorithm} does not train on {mime}; it accepts {}",
+                    channel.name,
+                    spec.content_types.join(", ")
+                )));
+            }
+        }
+        if let Some(missing) = specs
+            .iter()
+            .find(|s| s.required && !self.channels.contains_key(s.name))
+        {
+            return Err(TrainError::Config(format!(
+                "{algorithm} needs channel {:?} ({}); its channels are {}",
+                missing.name,
+                missing.purpose,
+                names()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// A [`TrainError::Data`] for a record that parses but breaks a rule of the algorithm, e.g. a label out of range.
@@ -612,4 +750,66 @@ pub fn record_error(
         channel,
         format!("record {record}, field {field}: {message}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TYPES: &[&str] = &["text/csv"];
+    const SPECS: &[ChannelSpec] = &[
+        ChannelSpec::required("train", TYPES, "fit"),
+        ChannelSpec::required("train_lst", TYPES, "the image list"),
+        ChannelSpec::optional("validation", TYPES, "scored"),
+    ];
+
+    fn channel(name: &str, content_type: ContentType) -> Channel {
+        Channel {
+            name: name.to_string(),
+            content_type,
+            source: ChannelSource::Files(Vec::new()),
+        }
+    }
+
+    fn csv(name: &str) -> Channel {
+        channel(name, ContentType::Csv { label_size: 1 })
+    }
+
+    #[test]
+    fn channels_are_checked_against_the_declaration() {
+        let input = TrainingInput::new(csv("train")).with(csv("train_lst"));
+        input.check("algo", SPECS).unwrap();
+        assert_eq!(input.channel("train_lst").unwrap().name, "train_lst");
+        assert!(input.validation().is_none());
+
+        let unknown = input.clone().with(csv("auxiliary")).check("algo", SPECS);
+        let message = unknown.unwrap_err().to_string();
+        assert!(
+            message.contains("\"auxiliary\"") && message.contains("train_lst (required)"),
+            "{message}"
+        );
+
+        let missing = TrainingInput::new(csv("train")).check("algo", SPECS);
+        let message = missing.unwrap_err().to_string();
+        assert!(
+            message.contains("needs channel \"train_lst\" (the image list)"),
+            "{message}"
+        );
+
+        let libsvm = input
+            .with(channel("validation", ContentType::Libsvm))
+            .check("algo", SPECS);
+        let message = libsvm.unwrap_err().to_string();
+        assert!(
+            message.contains("channel validation: algo does not train on text/libsvm"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_train_channel_is_named_train_whatever_it_was_called() {
+        let input = TrainingInput::new(csv("data"));
+        assert_eq!(input.train().name, "train");
+        assert_eq!(input.channels().count(), 1);
+    }
 }

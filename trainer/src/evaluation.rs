@@ -200,11 +200,7 @@ pub fn cross_validate(
             k,
             fold.train.len()
         ));
-        let input = TrainingInput {
-            train: Channel::from_dataset("train", dataset.select(&fold.train)),
-            validation: None,
-            test: None,
-        };
+        let input = TrainingInput::new(Channel::from_dataset("train", dataset.select(&fold.train)));
         let mut fold_context = TrainingContext::new(true);
         let artifact = algorithm.train(hyperparameters, &input, &mut fold_context)?;
         let predictor = algorithm.load(&artifact)?;

@@ -52,29 +52,7 @@ pub fn run(
     options: &JobOptions,
 ) -> Result<JobOutcome, TrainError> {
     let hyperparameters = algorithm.parse_hyperparameters(raw_hyperparameters)?;
-    for channel in [
-        Some(&input.train),
-        input.validation.as_ref(),
-        input.test.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let mime = channel
-            .content_type
-            .mime()
-            .split(';')
-            .next()
-            .unwrap_or_default();
-        if !algorithm.content_types().contains(&mime) {
-            return Err(TrainError::Config(format!(
-                "channel {}: {} does not train on {mime}; it accepts {}",
-                channel.name,
-                algorithm.name(),
-                algorithm.content_types().join(", ")
-            )));
-        }
-    }
+    input.check(algorithm.name(), algorithm.channels())?;
 
     let mut context = TrainingContext::new(options.quiet).with_device(options.device);
     let mut artifact = algorithm.train(&hyperparameters, input, &mut context)?;
@@ -168,7 +146,7 @@ fn write_plots(
     if predictor.task() != Task::BinaryClassifier {
         return Ok(written);
     }
-    let channel = input.validation.as_ref().unwrap_or(&input.train);
+    let channel = input.validation().unwrap_or(input.train());
     if matches!(channel.source, ChannelSource::Pipe { .. }) {
         return Ok(written);
     }
@@ -199,14 +177,7 @@ fn write_plots(
 /// algorithm) are recorded as `pipe`.
 fn channel_digests(input: &TrainingInput) -> Result<BTreeMap<String, String>, TrainError> {
     let mut digests = BTreeMap::new();
-    for channel in [
-        Some(&input.train),
-        input.validation.as_ref(),
-        input.test.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for channel in input.channels() {
         let digest = match &channel.source {
             ChannelSource::Files(files) => {
                 let mut hasher = Sha256::new();
@@ -297,7 +268,7 @@ impl SageMakerLayout {
     }
 
     /// The channels: those `inputdataconfig.json` names (with their ContentType and TrainingInputMode), else every
-    /// folder under `input/data/`.
+    /// folder under `input/data/`. Whether the algorithm reads them is checked by [`run`].
     pub fn channels(&self) -> Result<TrainingInput, TrainError> {
         let config_path = self.config_dir().join("inputdataconfig.json");
         let mut declared: BTreeMap<String, (Option<ContentType>, bool)> = BTreeMap::new();
@@ -355,6 +326,7 @@ impl SageMakerLayout {
                 }
             }
         }
+        let others: Vec<String> = declared.keys().filter(|n| *n != "train").cloned().collect();
         let mut channel = |name: &str| -> Result<Option<Channel>, TrainError> {
             let Some((content_type, pipe)) = declared.remove(name) else {
                 return Ok(None);
@@ -378,18 +350,12 @@ impl SageMakerLayout {
                 config_path.display()
             ))
         })?;
-        let validation = channel("validation")?;
-        let test = channel("test")?;
-        if let Some(extra) = declared.keys().next() {
-            return Err(TrainError::Config(format!(
-                "channel {extra:?} is not one tern's algorithms read; expected train, validation, test"
-            )));
+        let mut input = TrainingInput::new(train);
+        // Which channels the algorithm reads is its declaration, checked by the job before data is read.
+        for name in &others {
+            input = input.with(channel(name)?);
         }
-        Ok(TrainingInput {
-            train,
-            validation,
-            test,
-        })
+        Ok(input)
     }
 
     /// Writes the failure reason to `output/failure` (SageMaker shows its first 1024 characters as FailureReason).

@@ -8,11 +8,7 @@
 //! let algorithm = algorithms::find("linear-learner").unwrap();
 //! let raw = BTreeMap::from([("predictor_type".to_string(), "binary_classifier".to_string())]);
 //! let hyperparameters = Hyperparameters::parse(algorithm.name(), algorithm.hyperparameters(), &raw).unwrap();
-//! let input = TrainingInput {
-//!     train: Channel::from_path("train", "train.csv".as_ref(), None).unwrap(),
-//!     validation: None,
-//!     test: None,
-//! };
+//! let input = TrainingInput::new(Channel::from_path("train", "train.csv".as_ref(), None).unwrap());
 //! let artifact = algorithm.train(&hyperparameters, &input, &mut TrainingContext::new(true)).unwrap();
 //! artifact.write("out/model.tar.gz".as_ref()).unwrap();
 //! ```

@@ -143,11 +143,8 @@ const BLOB_HP: &[(&str, &str)] = &[
 #[test]
 fn finds_separated_blobs_reports_test_metrics_and_answers_in_sagemaker_shape() {
     let data = blobs(50);
-    let input = TrainingInput {
-        train: Channel::from_dataset("train", data.clone()),
-        validation: None,
-        test: Some(Channel::from_dataset("test", data.clone())),
-    };
+    let input = TrainingInput::new(Channel::from_dataset("train", data.clone()))
+        .with(Channel::from_dataset("test", data.clone()));
     let mut pairs = BLOB_HP.to_vec();
     pairs.push(("eval_metrics", "[\"msd\",\"ssd\"]"));
     let (artifact, context) = train(&pairs, &input).unwrap();

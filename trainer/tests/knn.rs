@@ -31,11 +31,8 @@ fn oracle(args: &[&str]) -> Value {
 }
 
 fn input(name: &str, with_test: bool) -> TrainingInput {
-    TrainingInput {
-        train: channel("train", name, "train"),
-        validation: None,
-        test: with_test.then(|| channel("test", name, "test")),
-    }
+    TrainingInput::new(channel("train", name, "train"))
+        .with(with_test.then(|| channel("test", name, "test")))
 }
 
 fn model(artifact: &Artifact) -> KnnModel {
@@ -327,11 +324,7 @@ fn tie_data() -> Dataset {
 
 #[test]
 fn ties_go_to_the_lower_point_index_and_votes_to_the_smallest_label() {
-    let memory = TrainingInput {
-        train: Channel::from_dataset("train", tie_data()),
-        validation: None,
-        test: None,
-    };
+    let memory = TrainingInput::new(Channel::from_dataset("train", tie_data()));
     let queries = FeatureMatrix::Dense(Array2::from_shape_vec((2, 1), vec![0.0, 10.0]).unwrap());
     let (one, _) = train(
         &[
@@ -560,11 +553,7 @@ fn bad_input_fails_before_training_with_what_is_wrong() {
     );
 
     // k larger than the records the channel holds.
-    let tiny = TrainingInput {
-        train: Channel::from_dataset("train", tie_data()),
-        validation: None,
-        test: None,
-    };
+    let tiny = TrainingInput::new(Channel::from_dataset("train", tie_data()));
     let e = error_of(
         &[
             ("k", "5"),
@@ -583,12 +572,9 @@ fn bad_input_fails_before_training_with_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("train.csv");
     std::fs::write(&path, "1,0.5,2\n0,nan,1\n").unwrap();
-    let nan = TrainingInput {
-        train: Channel::from_path("train", &path, Some(ContentType::Csv { label_size: 1 }))
-            .unwrap(),
-        validation: None,
-        test: None,
-    };
+    let nan = TrainingInput::new(
+        Channel::from_path("train", &path, Some(ContentType::Csv { label_size: 1 })).unwrap(),
+    );
     let pairs = [
         ("k", "1"),
         ("feature_dim", "2"),
@@ -601,20 +587,13 @@ fn bad_input_fails_before_training_with_what_is_wrong() {
         "{e}"
     );
     std::fs::write(&path, "0.5,2\n").unwrap();
-    let unlabelled = TrainingInput {
-        train: Channel::from_path("train", &path, Some(ContentType::Csv { label_size: 0 }))
-            .unwrap(),
-        validation: None,
-        test: None,
-    };
+    let unlabelled = TrainingInput::new(
+        Channel::from_path("train", &path, Some(ContentType::Csv { label_size: 0 })).unwrap(),
+    );
     let e = error_of(&pairs, &unlabelled);
     assert!(e.contains("record 1, field label"), "{e}");
     // A record of the wrong width.
-    let wide = TrainingInput {
-        train: channel("train", "diabetes", "train"),
-        validation: None,
-        test: None,
-    };
+    let wide = TrainingInput::new(channel("train", "diabetes", "train"));
     let e = error_of(&pairs, &wide);
     assert!(
         e.contains("record 1, field features: 10 features, expected 2"),

@@ -45,11 +45,9 @@ fn train(
 }
 
 fn input(train: Dataset, validation: Option<Dataset>, test: Option<Dataset>) -> TrainingInput {
-    TrainingInput {
-        train: Channel::from_dataset("train", train),
-        validation: validation.map(|d| Channel::from_dataset("validation", d)),
-        test: test.map(|d| Channel::from_dataset("test", d)),
-    }
+    TrainingInput::new(Channel::from_dataset("train", train))
+        .with(validation.map(|d| Channel::from_dataset("validation", d)))
+        .with(test.map(|d| Channel::from_dataset("test", d)))
 }
 
 fn training_info(artifact: &Artifact) -> &Value {
@@ -98,11 +96,9 @@ fn csv_input(name: &str) -> TrainingInput {
     );
     let channel =
         |split: &str| Channel::from_path(split, &dir.join(format!("{split}.csv")), None).unwrap();
-    TrainingInput {
-        train: channel("train"),
-        validation: Some(channel("validation")),
-        test: Some(channel("test")),
-    }
+    TrainingInput::new(channel("train"))
+        .with(channel("validation"))
+        .with(channel("test"))
 }
 
 /// The test split's labels and the predictions of the artifact after a trip through its bytes.
@@ -909,11 +905,8 @@ fn bad_records_are_reported_with_channel_record_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let good = "1,0.5,2\n0,1.5,-1\n1,0.1,0.2\n";
     let error = |pairs: &[(&str, &str)], train_text: &str, validation_text: Option<&str>| {
-        let input = TrainingInput {
-            train: csv_channel(dir.path(), "train", train_text),
-            validation: validation_text.map(|t| csv_channel(dir.path(), "validation", t)),
-            test: None,
-        };
+        let input = TrainingInput::new(csv_channel(dir.path(), "train", train_text))
+            .with(validation_text.map(|t| csv_channel(dir.path(), "validation", t)));
         match train(pairs, &input) {
             Ok(_) => panic!("training succeeded on bad data"),
             Err(error) => error.to_string(),

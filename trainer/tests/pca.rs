@@ -48,14 +48,10 @@ fn matches_scikit_learn(name: &str, feature_dim: usize, components: usize) {
     let reference = oracle(&["pca", path.to_str().unwrap(), &components.to_string()]);
     let channel =
         Channel::from_path("train", &path, Some(ContentType::Csv { label_size: 1 })).unwrap();
-    let input = TrainingInput {
-        train: channel.clone(),
-        validation: None,
-        test: Some(Channel {
-            name: "test".into(),
-            ..channel
-        }),
-    };
+    let input = TrainingInput::new(channel.clone()).with(Channel {
+        name: "test".into(),
+        ..channel
+    });
     let (d, c) = (feature_dim.to_string(), components.to_string());
     let (artifact, context) = train(
         &[

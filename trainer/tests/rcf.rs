@@ -57,11 +57,8 @@ fn digits_with_anomalies(dir: &Path, seeds: &[u64]) -> Vec<f64> {
 fn anomaly_auc_on_digits_is_at_least_rrcfs() {
     let dir = tempfile::tempdir().unwrap();
     let rrcf_auc = digits_with_anomalies(dir.path(), &[1, 2, 3]);
-    let input = TrainingInput {
-        train: channel("train", &dir.path().join("train.csv"), 0),
-        validation: None,
-        test: Some(channel("test", &dir.path().join("test.csv"), 1)),
-    };
+    let input = TrainingInput::new(channel("train", &dir.path().join("train.csv"), 0))
+        .with(channel("test", &dir.path().join("test.csv"), 1));
     let pairs = [
         ("feature_dim", "64"),
         ("num_trees", "100"),
@@ -69,7 +66,7 @@ fn anomaly_auc_on_digits_is_at_least_rrcfs() {
     ];
     let (artifact, context) = train(&pairs, &input).unwrap();
     let model = RcfModel::from_artifact(&artifact).unwrap();
-    let test = input.test.as_ref().unwrap().load(Some(64)).unwrap();
+    let test = input.test().unwrap().load(Some(64)).unwrap();
     let labels = test.labels.clone().unwrap();
     let scores: Vec<f32> = model
         .score(&test.features)
@@ -138,11 +135,7 @@ fn small_input(dir: &Path) -> TrainingInput {
     text.push_str("40,-40,9\n");
     let path = dir.join("train.csv");
     std::fs::write(&path, text).unwrap();
-    TrainingInput {
-        train: channel("train", &path, 0),
-        validation: None,
-        test: None,
-    }
+    TrainingInput::new(channel("train", &path, 0))
 }
 
 #[test]
@@ -187,7 +180,7 @@ fn the_artifact_round_trips_and_answers_in_sagemakers_shape() {
             "num_samples_per_tree = rows: every tree holds every record"
         );
     }
-    let dataset = input.train.load(Some(3)).unwrap();
+    let dataset = input.train().load(Some(3)).unwrap();
     let predictor = RandomCutForest.load(&read).unwrap();
     assert_eq!(predictor.task(), Task::AnomalyDetection);
     assert_eq!(predictor.response_key(), "scores");
@@ -272,11 +265,7 @@ fn bad_input_fails_before_training_with_what_is_wrong() {
     std::fs::write(&nan, "1,2,3\n4,nan,6\n").unwrap();
     let error = failure(
         &[("feature_dim", "3"), ("num_samples_per_tree", "1")],
-        &TrainingInput {
-            train: channel("train", &nan, 0),
-            validation: None,
-            test: None,
-        },
+        &TrainingInput::new(channel("train", &nan, 0)),
     );
     assert!(error.contains("record 2, field features[1]"), "{error}");
 
@@ -284,21 +273,18 @@ fn bad_input_fails_before_training_with_what_is_wrong() {
     std::fs::write(&bad_labels, "0,1,2,3\n2,4,5,6\n").unwrap();
     let error = failure(
         &[("feature_dim", "3"), ("num_samples_per_tree", "8")],
-        &TrainingInput {
-            test: Some(channel("test", &bad_labels, 1)),
-            ..small_input(dir.path())
-        },
+        &small_input(dir.path()).with(channel("test", &bad_labels, 1)),
     );
     assert!(error.contains("test"), "{error}");
 
     let error = failure(
         &[("feature_dim", "3")],
-        &TrainingInput {
-            validation: Some(input.train.clone()),
-            ..small_input(dir.path())
-        },
+        &small_input(dir.path()).with(Channel {
+            name: "validation".into(),
+            ..input.train().clone()
+        }),
     );
-    assert!(error.contains("remove channel"), "{error}");
+    assert!(error.contains("reads no such channel"), "{error}");
 }
 
 /// A 2-D stream of ordinary points with rare far-out ones: `update` scores each point before inserting it, and the

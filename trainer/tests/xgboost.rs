@@ -896,11 +896,7 @@ fn csv_weights_channel_matches_xgboost_with_the_same_weights() {
         ("max_depth", "3"),
         ("csv_weights", "1"),
     ];
-    let input = TrainingInput {
-        train: Channel::from_path("train", &train_path, None).unwrap(),
-        validation: None,
-        test: None,
-    };
+    let input = TrainingInput::new(Channel::from_path("train", &train_path, None).unwrap());
     let artifact = XGBoost
         .train(
             &hyperparameters(&pairs),
@@ -958,11 +954,7 @@ fn ranking_channel_reads_group_files() {
         ("num_round", "10"),
         ("max_depth", "3"),
     ];
-    let input = TrainingInput {
-        train: Channel::from_path("train", &folder, None).unwrap(),
-        validation: None,
-        test: None,
-    };
+    let input = TrainingInput::new(Channel::from_path("train", &folder, None).unwrap());
     let artifact = XGBoost
         .train(
             &hyperparameters(&pairs),
@@ -984,11 +976,7 @@ fn ranking_channel_reads_group_files() {
     .model;
     assert_eq!(through_channel.trees, direct.trees);
     std::fs::write(folder.join("rank.group"), "10\n20\n").unwrap();
-    let input = TrainingInput {
-        train: Channel::from_path("train", &folder, None).unwrap(),
-        validation: None,
-        test: None,
-    };
+    let input = TrainingInput::new(Channel::from_path("train", &folder, None).unwrap());
     let err = XGBoost
         .train(
             &hyperparameters(&pairs),
@@ -1007,11 +995,7 @@ fn non_numeric_csv_field_fails_with_its_location() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.csv");
     std::fs::write(&path, "1,0.5,2.0\n0,abc,1.0\n").unwrap();
-    let input = TrainingInput {
-        train: Channel::from_path("train", &path, None).unwrap(),
-        validation: None,
-        test: None,
-    };
+    let input = TrainingInput::new(Channel::from_path("train", &path, None).unwrap());
     let err = XGBoost
         .train(
             &hyperparameters(&[("objective", "binary:logistic"), ("num_round", "2")]),

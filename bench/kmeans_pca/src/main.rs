@@ -32,11 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Path::new(&args[2]),
         Some(ContentType::Csv { label_size: 1 }),
     )?;
-    let input = TrainingInput {
-        train: channel.clone(),
-        validation: None,
-        test: None,
-    };
+    let input = TrainingInput::new(channel.clone());
     let start = Instant::now();
     let artifact = algorithm.train(&hyperparameters, &input, &mut TrainingContext::new(true))?;
     let seconds = start.elapsed().as_secs_f64();

@@ -25,15 +25,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|(name, value)| (name.to_string(), value.to_string()))
         .collect();
     let hyperparameters = Knn.parse_hyperparameters(&raw)?;
-    let input = TrainingInput {
-        train: Channel::from_path(
+    let input = TrainingInput::new(Channel::from_path(
             "train",
             Path::new(&args[1]),
             Some(ContentType::Csv { label_size: 1 }),
-        )?,
-        validation: None,
-        test: None,
-    };
+        )?);
     let start = Instant::now();
     let artifact = Knn.train(&hyperparameters, &input, &mut TrainingContext::new(true))?;
     let model = KnnModel::from_artifact(&artifact)?;

@@ -71,11 +71,7 @@ pub fn package(
     let hyperparameters = algorithm.parse_hyperparameters(&raw).unwrap();
     let train = read_csv(&data.join("train.csv"));
     let test = read_csv(&data.join("test.csv"));
-    let input = TrainingInput {
-        train: Channel::from_dataset("train", train.clone()),
-        validation: None,
-        test: None,
-    };
+    let input = TrainingInput::new(Channel::from_dataset("train", train.clone()));
     let artifact = algorithm
         .train(&hyperparameters, &input, &mut TrainingContext::new(true))
         .unwrap();

@@ -235,11 +235,9 @@ fn kmeans_trained_on_the_gpu_equals_the_cpu() {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let hyperparameters = Hyperparameters::parse("kmeans", KMeans.hyperparameters(), &raw).unwrap();
-    let input = TrainingInput {
-        train: Channel::from_path("train", &digits_path("train"), None).unwrap(),
-        validation: None,
-        test: Some(Channel::from_path("test", &digits_path("test"), None).unwrap()),
-    };
+    let input =
+        TrainingInput::new(Channel::from_path("train", &digits_path("train"), None).unwrap())
+            .with(Channel::from_path("test", &digits_path("test"), None).unwrap());
     let mut on_cpu = TrainingContext::new(true);
     let mut on_gpu = TrainingContext::new(true).with_device(Device::Gpu);
     let cpu = KMeans.train(&hyperparameters, &input, &mut on_cpu).unwrap();
@@ -306,11 +304,9 @@ fn knn_on_both(extra: &[(&str, &str)]) -> [(crate::Artifact, TrainingContext); 2
     .collect();
     raw.insert("mini_batch_size".into(), "100".into());
     let hyperparameters = Hyperparameters::parse("knn", Knn.hyperparameters(), &raw).unwrap();
-    let input = TrainingInput {
-        train: Channel::from_path("train", &digits_path("train"), None).unwrap(),
-        validation: None,
-        test: Some(Channel::from_path("test", &digits_path("test"), None).unwrap()),
-    };
+    let input =
+        TrainingInput::new(Channel::from_path("train", &digits_path("train"), None).unwrap())
+            .with(Channel::from_path("test", &digits_path("test"), None).unwrap());
     [Device::Cpu, Device::Gpu].map(|device| {
         let mut context = TrainingContext::new(true).with_device(device);
         let artifact = Knn.train(&hyperparameters, &input, &mut context).unwrap();

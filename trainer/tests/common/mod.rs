@@ -52,11 +52,7 @@ pub fn failure(algorithm: &dyn Algorithm, pairs: &[(&str, &str)], input: &Traini
 
 /// A train channel alone.
 pub fn only_train(channel: Channel) -> TrainingInput {
-    TrainingInput {
-        train: channel,
-        validation: None,
-        test: None,
-    }
+    TrainingInput::new(channel)
 }
 
 /// `tests/data/generated/<name>/<split>.csv`: scikit-learn's bundled data set `name` as SageMaker CSV (label first).

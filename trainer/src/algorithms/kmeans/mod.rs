@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::algorithm::{Algorithm, Predictions, Predictor, Task, TrainingContext};
 use crate::artifact::{Artifact, Tensor};
-use crate::data::{FeatureMatrix, Row, TrainingInput};
+use crate::data::{ChannelSpec, FeatureMatrix, Row, TrainingInput};
 use crate::hyperparameters::{
     HyperparameterError, HyperparameterSpec as Spec, Hyperparameters, Kind,
 };
@@ -48,6 +48,13 @@ static HYPERPARAMETERS: &[Spec] = &[
     Spec::optional("seed", Kind::at_least(0), "0"),
 ];
 
+/// The channels SageMaker documents for the algorithm.
+const CONTENT_TYPES: &[&str] = &["text/csv", "application/x-recordio-protobuf"];
+const CHANNELS: &[ChannelSpec] = &[
+    ChannelSpec::required("train", CONTENT_TYPES, "the centres are fitted on it"),
+    ChannelSpec::optional("test", CONTENT_TYPES, "scored with eval_metrics (msd, ssd)"),
+];
+
 impl Algorithm for KMeans {
     fn name(&self) -> &'static str {
         "kmeans"
@@ -61,8 +68,8 @@ impl Algorithm for KMeans {
         KMeansSettings::from_hyperparameters(hyperparameters).map(|_| ())
     }
 
-    fn content_types(&self) -> &'static [&'static str] {
-        &["text/csv", "application/x-recordio-protobuf"]
+    fn channels(&self) -> &'static [ChannelSpec] {
+        CHANNELS
     }
 
     fn train(
@@ -72,12 +79,7 @@ impl Algorithm for KMeans {
         context: &mut TrainingContext,
     ) -> Result<Artifact, TrainError> {
         let settings = KMeansSettings::from_hyperparameters(hyperparameters)?;
-        if let Some(validation) = &input.validation {
-            return Err(TrainError::Config(format!(
-                "kmeans reads the train and test channels only; remove channel {:?}",
-                validation.name
-            )));
-        }
+        input.check(self.name(), CHANNELS)?;
         // A mini-batch of rows, and the mini-batch pass's centres with their running sums.
         let d = settings.feature_dim as u128;
         let centres = settings.k as u128 * settings.extra_center_factor as u128;
@@ -91,7 +93,7 @@ impl Algorithm for KMeans {
             )
             },
         )?;
-        let centroids = fit(&settings, &input.train, context)?;
+        let centroids = fit(&settings, input.train(), context)?;
         let model = KMeansModel {
             centroids,
             feature_dim: settings.feature_dim,
@@ -110,7 +112,7 @@ impl Algorithm for KMeans {
                 model.centroids.iter().copied().collect(),
             ),
         );
-        if let Some(test) = &input.test {
+        if let Some(test) = input.test() {
             let (count, ssd) = train::score_channel(&model, test, 0)?;
             for metric in &settings.eval_metrics {
                 let (name, value) = match metric {

@@ -32,7 +32,7 @@ use serde_json::{json, Value};
 
 use crate::algorithm::{Algorithm, Predictions, Predictor, Task, TrainingContext};
 use crate::artifact::{Artifact, Tensor};
-use crate::data::{FeatureMatrix, TrainingInput};
+use crate::data::{ChannelSpec, FeatureMatrix, TrainingInput};
 use crate::hyperparameters::{HyperparameterError, HyperparameterSpec, Hyperparameters};
 use crate::TrainError;
 
@@ -44,6 +44,17 @@ pub struct Knn;
 
 /// The registry name.
 pub const NAME: &str = "knn";
+
+/// The channels SageMaker documents for the algorithm.
+const CONTENT_TYPES: &[&str] = &["text/csv", "application/x-recordio-protobuf"];
+const CHANNELS: &[ChannelSpec] = &[
+    ChannelSpec::required("train", CONTENT_TYPES, "sampled and indexed"),
+    ChannelSpec::optional(
+        "test",
+        CONTENT_TYPES,
+        "scored: accuracy for classifiers, mean squared error for regressors",
+    ),
+];
 
 impl Algorithm for Knn {
     fn name(&self) -> &'static str {
@@ -59,8 +70,8 @@ impl Algorithm for Knn {
         KnnSettings::from_hyperparameters(hyperparameters).map(|_| ())
     }
 
-    fn content_types(&self) -> &'static [&'static str] {
-        &["text/csv", "application/x-recordio-protobuf"]
+    fn channels(&self) -> &'static [ChannelSpec] {
+        CHANNELS
     }
 
     fn train(
@@ -70,16 +81,11 @@ impl Algorithm for Knn {
         context: &mut TrainingContext,
     ) -> Result<Artifact, TrainError> {
         let settings = KnnSettings::from_hyperparameters(hyperparameters)?;
-        if let Some(validation) = &input.validation {
-            return Err(TrainError::Config(format!(
-                "knn reads the train and test channels only; remove channel {:?}",
-                validation.name
-            )));
-        }
+        input.check(self.name(), CHANNELS)?;
         let scorer = Scorer::for_device(context)?;
-        let (model, records_read) = train::fit(&settings, &input.train, &scorer, context)?;
+        let (model, records_read) = train::fit(&settings, input.train(), &scorer, context)?;
         let mut artifact = model.to_artifact(hyperparameters, &settings, records_read);
-        if let Some(test) = &input.test {
+        if let Some(test) = input.test() {
             let (name, value) =
                 train::score_channel(&model, test, settings.mini_batch_size, &scorer, context)?;
             context.log_metric(name, None, value);

@@ -75,7 +75,7 @@ pub use model::{FoldedWeights, LinearModel, Output};
 
 use crate::algorithm::{Algorithm, Predictor, TrainingContext};
 use crate::artifact::Artifact;
-use crate::data::TrainingInput;
+use crate::data::{ChannelSpec, TrainingInput};
 use crate::hyperparameters::{HyperparameterError, HyperparameterSpec, Hyperparameters};
 use crate::TrainError;
 
@@ -84,6 +84,18 @@ pub const NAME: &str = "linear-learner";
 
 /// SageMaker's Linear Learner.
 pub struct LinearLearner;
+
+/// The channels SageMaker documents for the algorithm.
+const CONTENT_TYPES: &[&str] = &["text/csv", "application/x-recordio-protobuf"];
+const CHANNELS: &[ChannelSpec] = &[
+    ChannelSpec::required("train", CONTENT_TYPES, "the models are trained on it"),
+    ChannelSpec::optional(
+        "validation",
+        CONTENT_TYPES,
+        "loss logged each epoch; the best model is chosen and its threshold calibrated on it",
+    ),
+    ChannelSpec::optional("test", CONTENT_TYPES, "the final model is scored on it"),
+];
 
 impl Algorithm for LinearLearner {
     fn name(&self) -> &'static str {
@@ -98,8 +110,8 @@ impl Algorithm for LinearLearner {
         resolve(hyperparameters).map(|_| ())
     }
 
-    fn content_types(&self) -> &'static [&'static str] {
-        &["text/csv", "application/x-recordio-protobuf"]
+    fn channels(&self) -> &'static [ChannelSpec] {
+        CHANNELS
     }
 
     fn train(
@@ -108,6 +120,7 @@ impl Algorithm for LinearLearner {
         input: &TrainingInput,
         context: &mut TrainingContext,
     ) -> Result<Artifact, TrainError> {
+        input.check(self.name(), CHANNELS)?;
         let config = resolve(hyperparameters)?;
         train::train(&config, hyperparameters, input, context)
     }

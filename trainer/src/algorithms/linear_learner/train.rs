@@ -811,7 +811,7 @@ pub fn train(
     input: &TrainingInput,
     context: &mut TrainingContext,
 ) -> Result<Artifact, TrainError> {
-    let train_channel = &input.train;
+    let train_channel = input.train();
     let name = train_channel.name.as_str();
     let k = config.predictor_type.outputs();
 
@@ -914,8 +914,7 @@ pub fn train(
     };
 
     let validation = input
-        .validation
-        .as_ref()
+        .validation()
         .map(|channel| checker.load(channel))
         .transpose()?;
     let label_scale = f64::from(scaler.label_scale);
@@ -1213,7 +1212,7 @@ pub fn train(
     if let Some(data) = &validation {
         final_values.extend(final_metrics(&loaded, data, "validation", config, &shared)?);
     }
-    if let Some(channel) = &input.test {
+    if let Some(channel) = input.test() {
         let data = checker.load(channel)?;
         final_values.extend(final_metrics(&loaded, &data, "test", config, &shared)?);
     }

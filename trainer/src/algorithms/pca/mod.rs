@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use crate::algorithm::{Algorithm, Predictions, Predictor, Task, TrainingContext};
 use crate::artifact::{Artifact, Tensor};
-use crate::data::{FeatureMatrix, Row, TrainingInput};
+use crate::data::{ChannelSpec, FeatureMatrix, Row, TrainingInput};
 use crate::hyperparameters::{
     HyperparameterError, HyperparameterSpec as Spec, Hyperparameters, Kind,
 };
@@ -44,6 +44,13 @@ static HYPERPARAMETERS: &[Spec] = &[
     Spec::optional("seed", Kind::at_least(0), "0"),
 ];
 
+/// The channels SageMaker documents for the algorithm.
+const CONTENT_TYPES: &[&str] = &["text/csv", "application/x-recordio-protobuf"];
+const CHANNELS: &[ChannelSpec] = &[
+    ChannelSpec::required("train", CONTENT_TYPES, "the components are fitted on it"),
+    ChannelSpec::optional("test", CONTENT_TYPES, "scored by the final model"),
+];
+
 impl Algorithm for Pca {
     fn name(&self) -> &'static str {
         "pca"
@@ -58,8 +65,8 @@ impl Algorithm for Pca {
         PcaSettings::from_hyperparameters(hyperparameters).map(|_| ())
     }
 
-    fn content_types(&self) -> &'static [&'static str] {
-        &["text/csv", "application/x-recordio-protobuf"]
+    fn channels(&self) -> &'static [ChannelSpec] {
+        CHANNELS
     }
 
     fn train(
@@ -69,12 +76,7 @@ impl Algorithm for Pca {
         context: &mut TrainingContext,
     ) -> Result<Artifact, TrainError> {
         let settings = PcaSettings::from_hyperparameters(hyperparameters)?;
-        if let Some(validation) = &input.validation {
-            return Err(TrainError::Config(format!(
-                "pca reads the train and test channels only; remove channel {:?}",
-                validation.name
-            )));
-        }
+        input.check(self.name(), CHANNELS)?;
         let (d, batch) = (
             settings.feature_dim as u128,
             settings.mini_batch_size as u128,
@@ -95,7 +97,7 @@ impl Algorithm for Pca {
                 }
             )
         })?;
-        let fitted = fit(&settings, &input.train, context)?;
+        let fitted = fit(&settings, input.train(), context)?;
         let d = settings.feature_dim;
         let c = settings.num_components;
         let mut artifact = Artifact::new(self.name(), hyperparameters.values().clone(), d);
@@ -136,7 +138,7 @@ impl Algorithm for Pca {
                     .collect(),
             ),
         );
-        if let Some(test) = &input.test {
+        if let Some(test) = input.test() {
             let error = train::reconstruction_error_of_channel(&model, test)?;
             context.log_metric("test:reconstruction_error", None, error);
             artifact

@@ -32,7 +32,7 @@ use serde_json::{json, Value};
 
 use crate::algorithm::{Algorithm, Predictions, Predictor, Task, TrainingContext};
 use crate::artifact::{Artifact, Tensor};
-use crate::data::{FeatureMatrix, Row, TrainingInput};
+use crate::data::{ChannelSpec, FeatureMatrix, Row, TrainingInput};
 use crate::hyperparameters::{
     HyperparameterError, HyperparameterSpec as Spec, Hyperparameters, Kind,
 };
@@ -65,6 +65,21 @@ static HYPERPARAMETERS: &[Spec] = &[
     Spec::optional("seed", Kind::at_least(0), "0"),
 ];
 
+/// The channels SageMaker documents for the algorithm.
+const CONTENT_TYPES: &[&str] = &["text/csv", "application/x-recordio-protobuf"];
+const CHANNELS: &[ChannelSpec] = &[
+    ChannelSpec::required(
+        "train",
+        CONTENT_TYPES,
+        "unlabelled points the forest samples",
+    ),
+    ChannelSpec::optional(
+        "test",
+        CONTENT_TYPES,
+        "labelled points (1 anomalous, 0 normal) scored for accuracy, precision, recall and F1",
+    ),
+];
+
 impl Algorithm for RandomCutForest {
     fn name(&self) -> &'static str {
         "randomcutforest"
@@ -78,8 +93,8 @@ impl Algorithm for RandomCutForest {
         RcfSettings::from_hyperparameters(hyperparameters).map(|_| ())
     }
 
-    fn content_types(&self) -> &'static [&'static str] {
-        &["text/csv", "application/x-recordio-protobuf"]
+    fn channels(&self) -> &'static [ChannelSpec] {
+        CHANNELS
     }
 
     fn train(
@@ -89,13 +104,8 @@ impl Algorithm for RandomCutForest {
         context: &mut TrainingContext,
     ) -> Result<Artifact, TrainError> {
         let settings = RcfSettings::from_hyperparameters(hyperparameters)?;
-        if let Some(validation) = &input.validation {
-            return Err(TrainError::Config(format!(
-                "randomcutforest reads the train and test channels only; remove channel {:?}",
-                validation.name
-            )));
-        }
-        let fitted = fit(&settings, &input.train, context)?;
+        input.check(self.name(), CHANNELS)?;
+        let fitted = fit(&settings, input.train(), context)?;
         let mut artifact = Artifact::new(
             self.name(),
             hyperparameters.values().clone(),
@@ -112,7 +122,7 @@ impl Algorithm for RandomCutForest {
             "threshold_rows": fitted.threshold_rows,
         });
         artifact.tensors = fitted.model.tensors();
-        if let Some(test) = &input.test {
+        if let Some(test) = input.test() {
             let dataset = test.load(Some(settings.feature_dim))?;
             let labels = dataset.require_labels(&test.name)?;
             metrics::check_binary_labels(&test.name, labels)?;

@@ -43,7 +43,9 @@ use serde_json::{json, Value};
 
 use crate::algorithm::{Algorithm, Predictions, Predictor, Task, TrainingContext};
 use crate::artifact::Artifact;
-use crate::data::{Channel, ChannelSource, Dataset, DatasetBuilder, FeatureMatrix, TrainingInput};
+use crate::data::{
+    Channel, ChannelSource, ChannelSpec, Dataset, DatasetBuilder, FeatureMatrix, TrainingInput,
+};
 use crate::hyperparameters::{HyperparameterError, HyperparameterSpec, Hyperparameters};
 use crate::TrainError;
 
@@ -56,6 +58,22 @@ pub const MODEL_FILE: &str = "xgboost-model.json";
 
 /// The registry entry.
 pub struct XGBoost;
+
+/// The channels SageMaker documents for the algorithm.
+const CONTENT_TYPES: &[&str] = &[
+    "text/csv",
+    "text/libsvm",
+    "application/x-recordio-protobuf",
+    "application/x-parquet",
+];
+const CHANNELS: &[ChannelSpec] = &[
+    ChannelSpec::required("train", CONTENT_TYPES, "the trees are grown on it"),
+    ChannelSpec::optional(
+        "validation",
+        CONTENT_TYPES,
+        "validation:* metrics each round; early_stopping_rounds watches it",
+    ),
+];
 
 impl Algorithm for XGBoost {
     fn name(&self) -> &'static str {
@@ -70,13 +88,8 @@ impl Algorithm for XGBoost {
         TrainParams::from_hyperparameters(hyperparameters).map(|_| ())
     }
 
-    fn content_types(&self) -> &'static [&'static str] {
-        &[
-            "text/csv",
-            "text/libsvm",
-            "application/x-recordio-protobuf",
-            "application/x-parquet",
-        ]
+    fn channels(&self) -> &'static [ChannelSpec] {
+        CHANNELS
     }
 
     fn train(
@@ -85,6 +98,7 @@ impl Algorithm for XGBoost {
         input: &TrainingInput,
         context: &mut TrainingContext,
     ) -> Result<Artifact, TrainError> {
+        input.check(self.name(), CHANNELS)?;
         let params = TrainParams::from_hyperparameters(hyperparameters)?;
         if let Some(threads) = params.nthread {
             let pool = rayon::ThreadPoolBuilder::new()
@@ -150,18 +164,17 @@ impl XGBoost {
         input: &TrainingInput,
         context: &mut TrainingContext,
     ) -> Result<Artifact, TrainError> {
-        let (train, train_groups) = load_channel(&input.train, params.csv_weights, None)?;
+        let (train, train_groups) = load_channel(input.train(), params.csv_weights, None)?;
         // The binned matrix (row-major and column-major bin indices) and the per-feature cut tables.
         let (rows, features) = (train.n_rows() as u128, train.n_features() as u128);
         crate::memory::ensure(features * 64 + rows * features * 8, || {
             format!(
                 "XGBoost's binned matrix of {rows} rows × {features} features (from {})",
-                train.width_origin(&input.train.name)
+                train.width_origin(&input.train().name)
             )
         })?;
         let validation = input
-            .validation
-            .as_ref()
+            .validation()
             .map(|c| load_channel(c, params.csv_weights, Some(train.n_features())))
             .transpose()?;
         let (validation, validation_groups) = match validation {
