@@ -2,10 +2,10 @@
 
 use std::io::BufReader;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use tern_edge::device::{
     self, CsvSource, FrameSink, ImageFolderSource, ImagePreprocess, JsonLinesSink, LoopConfig,
     MqttSink, QueuePolicy, Sink, Source, Y4mSource,
@@ -14,6 +14,9 @@ use tern_edge::transform::{
     self, AssembleWith, BatchStrategy, DataProcessing, JsonPath, Location, SplitType,
     TransformConfig,
 };
+use tern_formats::observe::Progress;
+
+use crate::progress::{BarStyle, Bars};
 
 #[derive(Args)]
 pub struct TransformArgs {
@@ -86,16 +89,9 @@ pub fn transform(args: TransformArgs) -> Result<()> {
     let input = Location::parse(&args.input)?;
     let output = Location::parse(&args.output)?;
     let progress = if args.quiet {
-        ProgressBar::hidden()
+        Progress::hidden()
     } else {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}) {msg}",
-            )
-            .expect("a valid progress template"),
-        );
-        bar
+        Progress::start(Arc::new(Bars::new(BarStyle::Bytes)), "transform", 0)
     };
     let summary = transform::transform(&package, &input, &output, &config, &progress)?;
     if !args.quiet {

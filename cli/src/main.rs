@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use tern_formats::response::{ResponseEncoder, ResponseType};
 use tern_formats::ContentType;
 use tern_registry::Registry;
 use tern_trainer::data::{Channel, Dataset, TrainingInput};
@@ -15,6 +16,7 @@ use tern_trainer::job::{self, JobOptions, SageMakerLayout};
 use tern_trainer::outputs::OutputSet;
 use tern_trainer::{algorithms, Artifact, TrainingContext};
 
+mod progress;
 mod serve;
 
 mod edge;
@@ -206,7 +208,8 @@ struct PredictArgs {
     /// application/x-recordio-protobuf, text/libsvm.
     #[arg(long, default_value = "text/csv")]
     content_type: String,
-    /// Response type: application/json, application/jsonlines or text/csv.
+    /// Response type: application/json, application/jsonlines, text/csv or application/x-recordio-protobuf; a
+    /// `verbose=true` parameter adds k-NN's neighbours (distances and labels) to every record.
     #[arg(long, default_value = "application/json")]
     accept: String,
     /// Write here instead of stdout.
@@ -430,7 +433,7 @@ struct TuneArgs {
     /// Other K-Means hyperparameters, NAME=VALUE (repeatable); feature_dim defaults to the data's width.
     #[arg(long = "hp", value_name = "NAME=VALUE")]
     hyperparameters: Vec<String>,
-    /// Where to write the SSE-against-k plot (.svg).
+    /// Where to write the SSE-against-k plot (.svg or .png).
     #[arg(long, default_value = "elbow.svg")]
     plot: PathBuf,
     /// Print JSON instead of a table.
@@ -536,6 +539,9 @@ fn train(args: TrainArgs) -> Result<()> {
         metrics_path: args.metrics_json.clone(),
         no_plots: args.no_plots,
         device: args.device,
+        observer: Some(std::sync::Arc::new(progress::Bars::new(
+            progress::BarStyle::Steps,
+        ))),
     };
     if let Some(root) = &args.sagemaker_root {
         let layout = SageMakerLayout::new(root);
@@ -610,7 +616,9 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
     let mut out = stdout();
     if let Some(k) = args.kfold {
         let hyperparameters = algorithm.parse_hyperparameters(&artifact.meta.hyperparameters)?;
-        let mut context = TrainingContext::new(args.json);
+        let mut context = TrainingContext::new(args.json).with_observer(std::sync::Arc::new(
+            progress::Bars::new(progress::BarStyle::Steps),
+        ));
         let result = evaluation::cross_validate(
             algorithm,
             &hyperparameters,
@@ -737,54 +745,25 @@ fn predict(args: PredictArgs) -> Result<()> {
     let stream = tern_formats::open_reader(&content_type, reader, &source)?;
     let feature_dim = predictor.feature_dim();
     let (mut out, staged) = prediction_output(&args)?;
-    let accept = args
-        .accept
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if !matches!(
-        accept.as_str(),
-        "application/json" | "application/jsonlines" | "text/csv"
-    ) {
-        bail!(
-            "--accept {}: expected application/json, application/jsonlines or text/csv",
-            args.accept
-        );
-    }
+    // The one SageMaker response encoder runtime-core answers through too: a model and its package answer alike.
+    let response_type = ResponseType::from_accept(&args.accept)?;
+    let verbose = tern_formats::response::is_verbose(&args.accept);
+    let mut encoder = ResponseEncoder::new(response_type, predictor.response_key(), &mut out);
     // Stream in batches so a large input never sits in memory whole.
     const BATCH: usize = 4096;
     let mut batch = tern_trainer::data::DatasetBuilder::new(&source, Some(feature_dim));
-    let mut all_records = Vec::new();
-    let mut flush =
-        |builder: tern_trainer::data::DatasetBuilder, out: &mut dyn Write| -> Result<()> {
-            if builder.is_empty() {
-                return Ok(());
-            }
-            let dataset = builder.finish()?;
-            let predictions = predictor.predict(&dataset.features)?;
-            let records = predictor.response_records(&predictions);
-            match accept.as_str() {
-                "application/jsonlines" => {
-                    for record in &records {
-                        writeln!(out, "{}", serde_json::to_string(record)?)?;
-                    }
-                }
-                "text/csv" => {
-                    for i in 0..predictions.scores.nrows() {
-                        let mut fields: Vec<String> = Vec::new();
-                        if let Some(labels) = &predictions.predicted_label {
-                            fields.push(format!("{}", labels[i]));
-                        }
-                        fields.extend(predictions.scores.row(i).iter().map(|s| s.to_string()));
-                        writeln!(out, "{}", fields.join(","))?;
-                    }
-                }
-                _ => all_records.extend(records),
-            }
-            Ok(())
-        };
+    let flush = |builder: tern_trainer::data::DatasetBuilder,
+                 encoder: &mut ResponseEncoder<_>|
+     -> Result<()> {
+        if builder.is_empty() {
+            return Ok(());
+        }
+        let dataset = builder.finish()?;
+        for prediction in predictor.predict_responses(&dataset.features, verbose)? {
+            encoder.write(&prediction)?;
+        }
+        Ok(())
+    };
     for record in stream {
         let mut record = record?;
         record.label = None;
@@ -794,19 +773,11 @@ fn predict(args: PredictArgs) -> Result<()> {
                 &mut batch,
                 tern_trainer::data::DatasetBuilder::new(&source, Some(feature_dim)),
             );
-            flush(full, &mut out)?;
+            flush(full, &mut encoder)?;
         }
     }
-    flush(batch, &mut out)?;
-    if accept == "application/json" {
-        // SageMaker's top-level key: `predictions` for most algorithms, `projections` for PCA.
-        let mut response = serde_json::Map::new();
-        response.insert(
-            predictor.response_key().to_string(),
-            serde_json::Value::Array(all_records),
-        );
-        writeln!(out, "{}", serde_json::Value::Object(response))?;
-    }
+    flush(batch, &mut encoder)?;
+    encoder.finish()?;
     out.flush()?;
     drop(out);
     if let Some(outputs) = staged {

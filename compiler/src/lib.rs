@@ -376,6 +376,7 @@ fn manifest(
             measured_label_agreement: 1.0,
             verified_rows: 0,
         },
+        pipeline: lowered.pipeline.clone(),
     }
 }
 

@@ -7,6 +7,8 @@
 //! | `application/x-recordio-protobuf` (MXNet RecordIO framing around `aialgs.data.Record`) | [`recordio`] | yes | yes |
 //! | `application/jsonlines` and SageMaker's JSON request shapes | [`json`] | yes | yes |
 //!
+//! [`response`] writes SageMaker's inference responses in each of those types, for the trainer and every runtime.
+//!
 //! Every reader is an iterator over `Result<Record, FormatError>` pulling from any `std::io::Read`, so memory stays
 //! bounded by one record whatever the size of the input (a Pipe-mode FIFO included). Every error names the source
 //! (file or channel), the line or record number, the field, and what was expected.
@@ -26,9 +28,11 @@ pub mod csv;
 pub mod error;
 pub mod json;
 pub mod libsvm;
+pub mod observe;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 pub mod recordio;
+pub mod response;
 mod text;
 
 pub use content_type::ContentType;

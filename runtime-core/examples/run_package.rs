@@ -32,6 +32,7 @@ fn run(args: &[String]) -> Result<(), String> {
             let values = match &output.values {
                 OutputValues::F32(values) => json!(values),
                 OutputValues::I64(values) => json!(values),
+                OutputValues::Text(values) => json!(values),
             };
             json!({"name": output.name, "shape": output.shape, "values": values})
         })

@@ -17,7 +17,7 @@ pub enum RuntimeError {
     Manifest { file: String, message: String },
     /// `manifest.json` declares a schema version this build does not read.
     #[error(
-        "{file}: manifest_version {found} is not supported; this build reads version {expected}"
+        "{file}: manifest_version {found} is not supported; this build reads versions 1 to {expected}"
     )]
     ManifestVersion {
         file: String,

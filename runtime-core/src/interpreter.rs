@@ -1171,14 +1171,14 @@ mod tests {
     fn floats(output: &Output) -> &[f32] {
         match &output.values {
             OutputValues::F32(v) => v,
-            OutputValues::I64(_) => panic!("{} is int64", output.name),
+            other => panic!("{} is not float32: {other:?}", output.name),
         }
     }
 
     fn ints(output: &Output) -> &[i64] {
         match &output.values {
             OutputValues::I64(v) => v,
-            OutputValues::F32(_) => panic!("{} is float", output.name),
+            other => panic!("{} is not int64: {other:?}", output.name),
         }
     }
 

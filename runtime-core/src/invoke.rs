@@ -1,17 +1,22 @@
 //! SageMaker `/invocations` semantics: decode a request body by its `Content-Type`, run the package, and encode the
 //! response for its `Accept`, in the algorithm's SageMaker shape.
 //!
+//! A package whose request input is text, an encoded image or token ids (manifest version 2) reads its records as
+//! [`crate::raw_request`] lists and runs its preprocessing [`crate::steps`] on each; `ResponseShape::Fields`
+//! answers named fields (label text among them) in every response type. Feature packages, below:
+//!
 //! Requests (decoded with `tern_formats`' readers): `text/csv` rows without a label (`label_size=1` honoured when
 //! given explicitly), `application/json` (`{"instances":[{"features":[…]}]}`, the `data.features.values` /
 //! sparse `keys`+`shape` forms, or a plain array), `application/jsonlines`, `application/x-recordio-protobuf`
 //! (dense and sparse) and `text/libsvm`. Sparse entries a record does not store are 0 for linear models and missing
 //! (NaN) for XGBoost, as SageMaker's algorithms read them.
 //!
-//! Responses, per [`ResponseShape`]:
+//! Responses, per [`ResponseShape`], are written by [`tern_formats::response`], the encoder `tern predict MODEL.tar.gz`
+//! writes through as well, so a package and the model it was compiled from answer in one shape:
 //!
 //! | Accept | `Supervised` (Linear Learner, …) | `Xgboost` |
 //! |---|---|---|
-//! | `application/json` | `{"predictions":[{"score":…,"predicted_label":…}]}` (as `tern_trainer::Predictions::to_json_records`: a list of scores for multiclass, no label for regressors) | `{"predictions":[{"score":…}]}`, a list per record for multi-output objectives (`multi:softprob`) |
+//! | `application/json` | `{"predictions":[{"score":…,"predicted_label":…}]}` (a list of scores for multiclass, no label for regressors) | `{"predictions":[{"score":…}]}`, a list per record for multi-output objectives (`multi:softprob`) |
 //! | `application/jsonlines` | one `{"score":…,"predicted_label":…}` per line | one `{"score":…}` per line |
 //! | `text/csv` | one line per record: the score(s), then the predicted label for classifiers | one value per line, comma-separated class probabilities for `multi:softprob` (SageMaker XGBoost's text response) |
 //! | `application/x-recordio-protobuf` | one `Record` per input, `label` = {`score`, `predicted_label`} as Float32 tensors | one `Record`, `label` = {`score`} |
@@ -34,84 +39,20 @@
 
 use std::io::{Read, Write};
 
-use serde_json::{json, Value};
-use tern_formats::json::JsonResponseWriter;
-use tern_formats::recordio::{proto, RecordIoWriter};
+pub use tern_formats::response::ResponseType;
+use tern_formats::response::{
+    is_verbose, Field, Prediction, ResponseEncoder, Score, RESPONSE_TYPES,
+};
 use tern_formats::{ContentType, Features, FormatError, Record};
 
 use crate::error::RuntimeError;
-use crate::manifest::ResponseShape;
-use crate::package::{Outputs, Package, BATCH_ROWS};
+use crate::manifest::{InputKind, ResponseShape};
+use crate::package::{OutputValues, Outputs, Package, BATCH_ROWS};
+use crate::raw_request::{self, RawFormat};
+use crate::steps::RawInput;
 
 /// The name request errors give the body.
 const REQUEST: &str = "request";
-
-/// Response content types, in the order `Accept: */*` falls back through when the manifest names none.
-const RESPONSE_TYPES: &str =
-    "application/json, application/jsonlines, text/csv, application/x-recordio-protobuf";
-
-/// A response content type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResponseType {
-    Json,
-    JsonLines,
-    Csv,
-    RecordIo,
-}
-
-impl ResponseType {
-    /// The MIME type the response is labelled with.
-    pub fn mime(self) -> &'static str {
-        match self {
-            ResponseType::Json => "application/json",
-            ResponseType::JsonLines => "application/jsonlines",
-            ResponseType::Csv => "text/csv",
-            ResponseType::RecordIo => "application/x-recordio-protobuf",
-        }
-    }
-
-    fn parse(mime: &str) -> Option<ResponseType> {
-        match mime.trim().to_ascii_lowercase().as_str() {
-            "application/json" => Some(ResponseType::Json),
-            "application/jsonlines" | "application/json-lines" | "application/x-jsonlines" => {
-                Some(ResponseType::JsonLines)
-            }
-            "text/csv" | "text/x-csv" | "application/csv" => Some(ResponseType::Csv),
-            "application/x-recordio-protobuf" => Some(ResponseType::RecordIo),
-            _ => None,
-        }
-    }
-}
-
-/// One record's score(s), for supervised and XGBoost responses.
-enum Score {
-    Value(f32),
-    List(Vec<f32>),
-}
-
-/// One record's prediction, in its response shape.
-enum Prediction {
-    /// `Supervised` / `Xgboost`: the score(s) and, for classifiers, the predicted label.
-    Scored { score: Score, label: Option<i64> },
-    /// `Clustering`: the closest cluster and the distance to it.
-    Cluster { cluster: f32, distance: f32 },
-    /// `Projection`: the projection onto the components.
-    Projection(Vec<f32>),
-    /// `NearestNeighbors`: the predicted label value and, for a verbose `Accept`, the neighbours' distances and
-    /// labels.
-    Neighbours {
-        label: f32,
-        verbose: Option<(Vec<f32>, Vec<f32>)>,
-    },
-}
-
-/// Whether an `Accept` header asks for SageMaker k-NN's verbose response (a `verbose=true` parameter).
-fn is_verbose(accept: &str) -> bool {
-    accept.split([',', ';']).any(|part| {
-        let part = part.trim().to_ascii_lowercase();
-        part.replace(' ', "") == "verbose=true"
-    })
-}
 
 impl Package {
     /// Answers one `/invocations` request: decodes `body` as `content_type`, predicts every record, and returns the
@@ -143,17 +84,17 @@ impl Package {
         accept: &str,
         writer: W,
     ) -> Result<String, RuntimeError> {
-        let request_type = self.request_type(content_type)?;
+        let request_format = self.request_format(content_type)?;
         let response_type = self.response_type(accept)?;
-        let mut encoder = Encoder::new(response_type, self.json_key(), writer);
+        let mut encoder = ResponseEncoder::new(response_type, self.json_key(), writer);
         let dim = self.manifest().feature_dim;
         let mut batch: Vec<f32> = Vec::with_capacity(BATCH_ROWS * dim);
         let mut rows = 0usize;
         let mut record_number = 0u64;
         let verbose = is_verbose(accept);
-        for_each_record(&request_type, reader, |record| {
+        self.for_each_input(&request_format, reader, |input| {
             record_number += 1;
-            self.append_row(&record, record_number, &mut batch)?;
+            self.append_input(input, record_number, &mut batch)?;
             rows += 1;
             if rows == BATCH_ROWS {
                 self.flush_batch(&batch, rows, verbose, &mut encoder)?;
@@ -165,16 +106,96 @@ impl Package {
         if rows > 0 {
             self.flush_batch(&batch, rows, verbose, &mut encoder)?;
         }
-        encoder.finish()?;
+        encoder.finish().map_err(write_failed)?;
         Ok(response_type.mime().to_string())
     }
 
     /// The top-level key of `application/json` responses: `projections` for PCA, `predictions` otherwise.
-    fn json_key(&self) -> &'static str {
-        match self.manifest().response {
+    fn json_key(&self) -> &str {
+        match &self.manifest().response {
             ResponseShape::Projection { .. } => "projections",
             ResponseShape::AnomalyScore { .. } => "scores",
+            ResponseShape::Fields { key, .. } => key,
             _ => "predictions",
+        }
+    }
+
+    /// How a request of `content_type` is read: as feature records, or, for a package whose request input is
+    /// text, an image or token ids ([`crate::manifest::Pipeline`]), as raw records for its preprocessing steps.
+    fn request_format(&self, content_type: &str) -> Result<RequestFormat, RuntimeError> {
+        let kind = self.manifest().pipeline.input_kind();
+        if kind == InputKind::DenseFloat {
+            return self.request_type(content_type).map(RequestFormat::Features);
+        }
+        let format = raw_request::format_of(kind, content_type)?;
+        let accepts = &self.manifest().accepts;
+        let mime = content_type.split(';').next().unwrap_or_default().trim();
+        if !accepts.is_empty() && !accepts.iter().any(|a| a.eq_ignore_ascii_case(mime)) {
+            return Err(RuntimeError::UnsupportedContentType {
+                header: "Content-Type",
+                content_type: content_type.to_string(),
+                expected: accepts.join(", "),
+            });
+        }
+        Ok(RequestFormat::Raw(kind, format))
+    }
+
+    /// Hands each record of `reader`, read in `format`, to `on_input`, stopping at the first error.
+    fn for_each_input<R: Read + Send, E: From<FormatError> + From<RuntimeError>>(
+        &self,
+        format: &RequestFormat,
+        reader: R,
+        mut on_input: impl FnMut(RequestRecord) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match format {
+            RequestFormat::Features(content_type) => {
+                for_each_record(content_type, reader, |record| {
+                    on_input(RequestRecord::Features(record))
+                })
+            }
+            RequestFormat::Raw(kind, raw_format) => raw_request::for_each_record(
+                *kind,
+                self.manifest().pipeline.input_name(),
+                *raw_format,
+                reader,
+                |_, raw| on_input(RequestRecord::Raw(raw)),
+            ),
+        }
+    }
+
+    /// Appends the graph's input row for one request record: the record's features, or what the manifest's
+    /// preprocessing steps make of its raw input.
+    fn append_input(
+        &self,
+        input: RequestRecord,
+        record_number: u64,
+        batch: &mut Vec<f32>,
+    ) -> Result<(), RuntimeError> {
+        match input {
+            RequestRecord::Features(record) => self.append_row(&record, record_number, batch),
+            RequestRecord::Raw(raw) => {
+                let pipeline = &self.manifest().pipeline;
+                let error = |field: String, message: String| RuntimeError::Record {
+                    source_name: REQUEST.to_string(),
+                    record: record_number,
+                    field,
+                    message,
+                };
+                let values = crate::steps::preprocess(
+                    raw,
+                    &pipeline.preprocess,
+                    self.manifest().feature_dim,
+                )
+                .map_err(|message| error(pipeline.input_name().to_string(), message))?;
+                if let Some((column, message)) = self.refused_value(&values) {
+                    return Err(error(
+                        format!("{} (preprocessed value {column})", pipeline.input_name()),
+                        message,
+                    ));
+                }
+                batch.extend_from_slice(&values);
+                Ok(())
+            }
         }
     }
 
@@ -222,7 +243,7 @@ impl Package {
             .manifest()
             .produces
             .iter()
-            .filter_map(|p| ResponseType::parse(p.split(';').next().unwrap_or_default()))
+            .filter_map(|p| ResponseType::from_mime(p.split(';').next().unwrap_or_default()))
             .collect();
         let default = produces
             .first()
@@ -237,7 +258,7 @@ impl Package {
             let mime = candidate.split(';').next().unwrap_or_default().trim();
             if mime == "*/*" {
                 any = true;
-            } else if let Some(t) = ResponseType::parse(mime).filter(|&t| allowed(t)) {
+            } else if let Some(t) = ResponseType::from_mime(mime).filter(|&t| allowed(t)) {
                 return Ok(t);
             }
         }
@@ -323,11 +344,13 @@ impl Package {
         batch: &[f32],
         rows: usize,
         verbose: bool,
-        encoder: &mut Encoder<W>,
+        encoder: &mut ResponseEncoder<W>,
     ) -> Result<(), RuntimeError> {
         let outputs = self.run(batch, rows)?;
         for row in 0..rows {
-            encoder.write(self.row_prediction_as(&outputs, row, verbose)?)?;
+            encoder
+                .write(&self.row_prediction_as(&outputs, row, verbose)?)
+                .map_err(write_failed)?;
         }
         Ok(())
     }
@@ -425,6 +448,24 @@ impl Package {
                     None
                 },
             }),
+            ResponseShape::Fields { fields, .. } => fields
+                .iter()
+                .map(|field| {
+                    let output = outputs.require(&field.output)?;
+                    let value = match (&output.values, output.columns(), field.list) {
+                        (OutputValues::Text(_), ..) => {
+                            Field::Text(output.row_text(row).unwrap_or_default().to_string())
+                        }
+                        (_, 1, false) => match &output.values {
+                            OutputValues::I64(_) => Field::Integer(output.row_label(row)),
+                            _ => Field::Number(first(&field.output, output.row_f32(row))?),
+                        },
+                        _ => Field::List(output.row_f32(row)),
+                    };
+                    Ok((field.name.clone(), value))
+                })
+                .collect::<Result<Vec<_>, RuntimeError>>()
+                .map(Prediction::Fields),
         }
     }
 }
@@ -447,6 +488,26 @@ fn for_each_record<R: Read + Send, E: From<FormatError>>(
     }
 }
 
+/// A failed response write: the writer's I/O error, as [`RuntimeError::Write`] (not a fault of the request).
+fn write_failed(error: FormatError) -> RuntimeError {
+    match error {
+        FormatError::Io { error, .. } => RuntimeError::Write { error },
+        other => RuntimeError::Request(other),
+    }
+}
+
+/// How a request body is read ([`Package::request_format`]).
+enum RequestFormat {
+    Features(ContentType),
+    Raw(InputKind, RawFormat),
+}
+
+/// One record of a request, before it becomes a graph input row.
+enum RequestRecord {
+    Features(Record),
+    Raw(RawInput),
+}
+
 /// Why [`Package::decode_request_up_to`] stopped decoding.
 enum DecodeStop {
     Failed(RuntimeError),
@@ -462,144 +523,6 @@ impl From<FormatError> for DecodeStop {
 impl From<RuntimeError> for DecodeStop {
     fn from(error: RuntimeError) -> Self {
         DecodeStop::Failed(error)
-    }
-}
-
-/// Writes per-record predictions in one response content type.
-enum Encoder<W: Write> {
-    Json(JsonResponseWriter<W>),
-    JsonLines(std::io::BufWriter<W>),
-    Csv(std::io::BufWriter<W>),
-    RecordIo(RecordIoWriter<std::io::BufWriter<W>>),
-}
-
-fn write_error(error: std::io::Error) -> RuntimeError {
-    RuntimeError::Write { error }
-}
-
-impl<W: Write> Encoder<W> {
-    /// `json_key` is the top-level key of `application/json` responses (`predictions`, PCA's `projections`).
-    fn new(response_type: ResponseType, json_key: &str, out: W) -> Self {
-        match response_type {
-            ResponseType::Json => Encoder::Json(JsonResponseWriter::new(out, json_key)),
-            ResponseType::JsonLines => Encoder::JsonLines(std::io::BufWriter::new(out)),
-            ResponseType::Csv => Encoder::Csv(std::io::BufWriter::new(out)),
-            ResponseType::RecordIo => {
-                Encoder::RecordIo(RecordIoWriter::new(std::io::BufWriter::new(out)))
-            }
-        }
-    }
-
-    fn json_record(prediction: &Prediction) -> Value {
-        match prediction {
-            Prediction::Scored { score, label } => {
-                let score = match score {
-                    Score::Value(v) => json!(v),
-                    Score::List(values) => json!(values),
-                };
-                match label {
-                    Some(label) => json!({"score": score, "predicted_label": label}),
-                    None => json!({ "score": score }),
-                }
-            }
-            Prediction::Cluster { cluster, distance } => {
-                json!({"closest_cluster": cluster, "distance_to_cluster": distance})
-            }
-            Prediction::Projection(values) => json!({ "projection": values }),
-            Prediction::Neighbours { label, verbose } => match verbose {
-                Some((distances, labels)) => {
-                    json!({"predicted_label": label, "distances": distances, "labels": labels})
-                }
-                None => json!({ "predicted_label": label }),
-            },
-        }
-    }
-
-    fn write(&mut self, prediction: Prediction) -> Result<(), RuntimeError> {
-        let join = |values: &[f32]| {
-            values
-                .iter()
-                .map(f32::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        match self {
-            Encoder::Json(writer) => writer.write_value(&Self::json_record(&prediction))?,
-            Encoder::JsonLines(out) => {
-                serde_json::to_writer(&mut *out, &Self::json_record(&prediction))
-                    .map_err(|e| write_error(e.into()))?;
-                out.write_all(b"\n").map_err(write_error)?;
-            }
-            Encoder::Csv(out) => {
-                let mut line = match &prediction {
-                    Prediction::Scored { score, label } => {
-                        let mut line = match score {
-                            Score::Value(v) => v.to_string(),
-                            Score::List(values) => join(values),
-                        };
-                        if let Some(label) = label {
-                            line.push(',');
-                            line.push_str(&label.to_string());
-                        }
-                        line
-                    }
-                    Prediction::Cluster { cluster, distance } => format!("{cluster},{distance}"),
-                    Prediction::Projection(values) => join(values),
-                    Prediction::Neighbours { label, verbose } => match verbose {
-                        Some((distances, labels)) => {
-                            format!("{label},{},{}", join(distances), join(labels))
-                        }
-                        None => label.to_string(),
-                    },
-                };
-                line.push('\n');
-                out.write_all(line.as_bytes()).map_err(write_error)?;
-            }
-            Encoder::RecordIo(writer) => {
-                let entries = match prediction {
-                    Prediction::Scored { score, label } => {
-                        let scores = match score {
-                            Score::Value(v) => vec![v],
-                            Score::List(values) => values,
-                        };
-                        let mut entries = vec![("score", scores)];
-                        if let Some(label) = label {
-                            entries.push(("predicted_label", vec![label as f32]));
-                        }
-                        entries
-                    }
-                    Prediction::Cluster { cluster, distance } => vec![
-                        ("closest_cluster", vec![cluster]),
-                        ("distance_to_cluster", vec![distance]),
-                    ],
-                    Prediction::Projection(values) => vec![("projection", values)],
-                    Prediction::Neighbours { label, verbose } => {
-                        let mut entries = vec![("predicted_label", vec![label])];
-                        if let Some((distances, labels)) = verbose {
-                            entries.push(("distances", distances));
-                            entries.push(("labels", labels));
-                        }
-                        entries
-                    }
-                };
-                writer.write_message(&proto::Record::response(entries))?;
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(self) -> Result<(), RuntimeError> {
-        match self {
-            Encoder::Json(writer) => writer.finish().map(drop)?,
-            Encoder::JsonLines(out) | Encoder::Csv(out) => {
-                out.into_inner().map_err(|e| write_error(e.into_error()))?;
-            }
-            Encoder::RecordIo(writer) => {
-                let out = writer.into_inner()?;
-                out.into_inner().map_err(|e| write_error(e.into_error()))?;
-            }
-        }
-        Ok(())
     }
 }
 
@@ -641,16 +564,16 @@ impl Package {
         accept: &str,
         max_rows: usize,
     ) -> Result<Option<DecodedRequest>, RuntimeError> {
-        let request_type = self.request_type(content_type)?;
+        let request_format = self.request_format(content_type)?;
         let response_type = self.response_type(accept)?;
         let mut features = Vec::new();
         let mut rows = 0usize;
-        let decoded = for_each_record(&request_type, body, |record| {
+        let decoded = self.for_each_input(&request_format, body, |input| {
             if rows == max_rows {
                 return Err(DecodeStop::TooManyRows);
             }
             rows += 1;
-            self.append_row(&record, rows as u64, &mut features)?;
+            self.append_input(input, rows as u64, &mut features)?;
             Ok(())
         });
         match decoded {
@@ -679,12 +602,22 @@ impl Package {
                 message: format!("rows {rows:?} asked of a run over {} rows", outputs.rows),
             });
         }
+        let mut processed;
+        let outputs = if self.manifest().pipeline.postprocess.is_empty() {
+            outputs
+        } else {
+            processed = outputs.clone();
+            self.postprocess(&mut processed)?;
+            &processed
+        };
         let mut body = Vec::new();
-        let mut encoder = Encoder::new(response_type, self.json_key(), &mut body);
+        let mut encoder = ResponseEncoder::new(response_type, self.json_key(), &mut body);
         for row in rows {
-            encoder.write(self.row_prediction(outputs, row)?)?;
+            encoder
+                .write(&self.row_prediction(outputs, row)?)
+                .map_err(write_failed)?;
         }
-        encoder.finish()?;
+        encoder.finish().map_err(write_failed)?;
         Ok(body)
     }
 }

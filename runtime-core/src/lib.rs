@@ -19,10 +19,15 @@ pub mod onnx;
 pub mod ops;
 pub mod package;
 pub mod plan;
+pub mod raw_request;
 pub mod row_kernels;
 pub mod small_matmul;
+pub mod steps;
 
 pub use error::RuntimeError;
 pub use invoke::{DecodedRequest, ResponseType};
-pub use manifest::{Manifest, Precision, ResponseShape, TensorSpec, Tolerance};
+pub use manifest::{
+    InputKind, Manifest, Pipeline, PostStep, Precision, RequestInput, ResponseShape, Step,
+    TensorSpec, Tolerance,
+};
 pub use package::{EngineKind, Output, OutputValues, Outputs, Package, BATCH_ROWS};

@@ -10,7 +10,9 @@ use tract_onnx::prelude::*;
 
 use crate::error::RuntimeError;
 use crate::interpreter::Interpreter;
-use crate::manifest::{Manifest, ResponseShape, MANIFEST_VERSION};
+use crate::manifest::{
+    InputKind, Manifest, PostStep, ResponseShape, MANIFEST_VERSION, OLDEST_MANIFEST_VERSION,
+};
 use crate::onnx::ModelProto;
 
 #[cfg(feature = "tract")]
@@ -78,11 +80,13 @@ pub struct Output {
     pub values: OutputValues,
 }
 
-/// An output's values, row-major. Floating outputs (float16/64 included) arrive as float32, integer ones as int64.
+/// An output's values, row-major. Floating outputs (float16/64 included) arrive as float32, integer ones as int64;
+/// text comes from the manifest's postprocessing steps (a class's label).
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutputValues {
     F32(Vec<f32>),
     I64(Vec<i64>),
+    Text(Vec<String>),
 }
 
 impl Output {
@@ -91,30 +95,41 @@ impl Output {
         self.shape.iter().skip(1).product()
     }
 
-    /// The values as float32 (int64 converted).
+    /// The values as float32 (int64 converted; text is NaN).
     pub fn to_f32(&self) -> Vec<f32> {
         match &self.values {
             OutputValues::F32(values) => values.clone(),
             OutputValues::I64(values) => values.iter().map(|&v| v as f32).collect(),
+            OutputValues::Text(values) => vec![f32::NAN; values.len()],
         }
     }
 
-    /// Row `row`'s values as float32.
+    /// Row `row`'s values as float32 (text is NaN).
     pub fn row_f32(&self, row: usize) -> Vec<f32> {
         let columns = self.columns();
         let range = row * columns..(row + 1) * columns;
         match &self.values {
             OutputValues::F32(values) => values[range].to_vec(),
             OutputValues::I64(values) => values[range].iter().map(|&v| v as f32).collect(),
+            OutputValues::Text(_) => vec![f32::NAN; columns],
         }
     }
 
-    /// Row `row`'s first value as an integer label (a float output is rounded).
+    /// Row `row`'s first value as an integer label (a float output is rounded; text is 0).
     pub fn row_label(&self, row: usize) -> i64 {
         let at = row * self.columns();
         match &self.values {
             OutputValues::F32(values) => values[at].round() as i64,
             OutputValues::I64(values) => values[at],
+            OutputValues::Text(_) => 0,
+        }
+    }
+
+    /// Row `row`'s first value as text, for text outputs.
+    pub fn row_text(&self, row: usize) -> Option<&str> {
+        match &self.values {
+            OutputValues::Text(values) => values.get(row * self.columns()).map(String::as_str),
+            _ => None,
         }
     }
 }
@@ -380,7 +395,46 @@ impl Package {
                 }
             }
         }
-        Ok(Outputs { rows, outputs })
+        let mut outputs = Outputs { rows, outputs };
+        self.postprocess(&mut outputs)?;
+        Ok(outputs)
+    }
+
+    /// Runs the manifest's [`PostStep`]s on `outputs` (a run of the graph on any engine, the GPU's included),
+    /// adding the outputs they make; outputs already there are left as they are.
+    pub fn postprocess(&self, outputs: &mut Outputs) -> Result<(), RuntimeError> {
+        for step in &self.manifest.pipeline.postprocess {
+            match step {
+                PostStep::LabelLookup { into, .. } if outputs.get(into).is_some() => {}
+                PostStep::LabelLookup { output, into } => {
+                    let labels = self.manifest.label_map.as_deref().unwrap_or_default();
+                    let source = outputs.require(output)?;
+                    let texts = (0..outputs.rows)
+                        .map(|row| {
+                            let class = source.row_label(row);
+                            usize::try_from(class)
+                                .ok()
+                                .and_then(|class| labels.get(class))
+                                .cloned()
+                                .ok_or_else(|| RuntimeError::Output {
+                                    output: output.clone(),
+                                    message: format!(
+                                        "row {}: class {class} has no label (label_map has {})",
+                                        row + 1,
+                                        labels.len()
+                                    ),
+                                })
+                        })
+                        .collect::<Result<Vec<String>, RuntimeError>>()?;
+                    outputs.outputs.push(Output {
+                        name: into.clone(),
+                        shape: vec![outputs.rows],
+                        values: OutputValues::Text(texts),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The engine running this package's graph.
@@ -509,6 +563,7 @@ fn append(
         output.values = match batch.values {
             OutputValues::I64(_) => OutputValues::I64(Vec::new()),
             OutputValues::F32(_) => OutputValues::F32(Vec::new()),
+            OutputValues::Text(_) => OutputValues::Text(Vec::new()),
         };
     } else if output.shape[1..] != shape[1..] {
         return Err(error(format!(
@@ -520,6 +575,7 @@ fn append(
     match (&mut output.values, batch.values) {
         (OutputValues::F32(values), OutputValues::F32(more)) => values.extend(more),
         (OutputValues::I64(values), OutputValues::I64(more)) => values.extend(more),
+        (OutputValues::Text(values), OutputValues::Text(more)) => values.extend(more),
         _ => {
             return Err(error(
                 "its type differs from an earlier batch's".to_string(),
@@ -540,7 +596,7 @@ fn parse_manifest(bytes: &[u8], file: &str) -> Result<Manifest, RuntimeError> {
         .get("manifest_version")
         .ok_or_else(|| schema_error("missing field `manifest_version`".to_string()))?;
     match version.as_u64() {
-        Some(v) if v == MANIFEST_VERSION as u64 => {}
+        Some(v) if (OLDEST_MANIFEST_VERSION as u64..=MANIFEST_VERSION as u64).contains(&v) => {}
         Some(v) => {
             return Err(RuntimeError::ManifestVersion {
                 file: file.to_string(),
@@ -589,7 +645,55 @@ fn check_manifest(manifest: &Manifest, file: &str) -> Result<(), RuntimeError> {
             ),
         ));
     }
-    let declared = |name: &str| manifest.outputs.iter().any(|o| o.name == name);
+    let pipeline = &manifest.pipeline;
+    if pipeline.request.len() > 1 {
+        return Err(schema(
+            "request",
+            format!(
+                "{} request inputs; a package takes one",
+                pipeline.request.len()
+            ),
+        ));
+    }
+    if pipeline.input_kind() == InputKind::SparseFloat {
+        return Err(schema(
+            "request[0].kind",
+            "sparse_float inputs are read as dense_float features (sparse records are densified); declare dense_float"
+                .to_string(),
+        ));
+    }
+    crate::steps::check(pipeline.input_kind(), &pipeline.preprocess)
+        .map_err(|(field, message)| schema(&field, message))?;
+    let mut made: Vec<&str> = Vec::new();
+    for (index, step) in pipeline.postprocess.iter().enumerate() {
+        match step {
+            PostStep::LabelLookup { output, into } => {
+                let field = format!("postprocess[{index}]");
+                if !manifest.outputs.iter().any(|o| &o.name == output) {
+                    return Err(schema(
+                        &field,
+                        format!("{output:?} is not one of the manifest's outputs"),
+                    ));
+                }
+                if manifest.label_map.is_none() {
+                    return Err(schema(
+                        &field,
+                        "label_lookup needs the manifest's label_map".to_string(),
+                    ));
+                }
+                if manifest.outputs.iter().any(|o| &o.name == into) || made.contains(&into.as_str())
+                {
+                    return Err(schema(
+                        &field,
+                        format!("output {into:?} is already declared"),
+                    ));
+                }
+                made.push(into);
+            }
+        }
+    }
+    let declared =
+        |name: &str| manifest.outputs.iter().any(|o| o.name == name) || made.contains(&name);
     let named: Vec<(&str, &str)> = match &manifest.response {
         ResponseShape::Supervised {
             score,
@@ -641,6 +745,15 @@ fn check_manifest(manifest: &Manifest, file: &str) -> Result<(), RuntimeError> {
             ("response.distances", distances.as_str()),
             ("response.labels", labels.as_str()),
         ],
+        ResponseShape::Fields { fields, .. } => {
+            if fields.is_empty() {
+                return Err(schema("response.fields", "no fields".to_string()));
+            }
+            fields
+                .iter()
+                .map(|field| ("response.fields", field.output.as_str()))
+                .collect()
+        }
     };
     for (field, name) in named {
         if !declared(name) {

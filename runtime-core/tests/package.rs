@@ -1,81 +1,16 @@
 //! Package loading, verification and `/invocations` on hand-built graphs: a logistic-regression binary classifier
 //! (MatMul, Add, Sigmoid, Greater, Cast, Squeeze) and a tree-ensemble regressor (the op runtime-core registers).
 
+mod common;
+
+use common::{hex_sha256, logistic_graph, model, node, value_info};
 use prost::Message;
-use sha2::{Digest, Sha256};
 use tern_formats::recordio::{proto, RecordIoWriter};
 use tern_runtime::{EngineKind, Package, RuntimeError};
-use tract_onnx::pb::{
-    tensor_shape_proto, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto,
-    OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
-};
+use tract_onnx::pb::{AttributeProto, GraphProto};
 
 const WEIGHTS: [f32; 3] = [0.5, -1.0, 2.0];
 const BIAS: f32 = 0.25;
-
-fn value_info(name: &str, elem_type: i32, dims: &[Option<i64>]) -> ValueInfoProto {
-    ValueInfoProto {
-        name: name.into(),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type,
-                shape: Some(TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|d| tensor_shape_proto::Dimension {
-                            value: Some(match d {
-                                Some(v) => tensor_shape_proto::dimension::Value::DimValue(*v),
-                                None => tensor_shape_proto::dimension::Value::DimParam("N".into()),
-                            }),
-                            ..Default::default()
-                        })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
-    TensorProto {
-        name: name.into(),
-        dims: dims.to_vec(),
-        data_type: 1,
-        float_data: values.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn node(op: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<AttributeProto>) -> NodeProto {
-    NodeProto {
-        op_type: op.into(),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: outputs.iter().map(|s| s.to_string()).collect(),
-        attribute,
-        ..Default::default()
-    }
-}
-
-fn model(graph: GraphProto) -> Vec<u8> {
-    ModelProto {
-        ir_version: 8,
-        opset_import: vec![
-            OperatorSetIdProto {
-                domain: String::new(),
-                version: 13,
-            },
-            OperatorSetIdProto {
-                domain: "ai.onnx.ml".into(),
-                version: 3,
-            },
-        ],
-        graph: Some(graph),
-        ..Default::default()
-    }
-    .encode_to_vec()
-}
 
 /// score = sigmoid(x·w + b) as [N,1]; predicted_label = int64(score > 0.5) as [N].
 fn binary_classifier() -> Vec<u8> {
@@ -84,51 +19,7 @@ fn binary_classifier() -> Vec<u8> {
 
 /// [`binary_classifier`] with `activation` in place of `Sigmoid`.
 fn binary_classifier_with(activation: &str) -> Vec<u8> {
-    let graph = GraphProto {
-        name: "logistic".into(),
-        node: vec![
-            node("MatMul", &["input", "w"], &["xw"], vec![]),
-            node("Add", &["xw", "b"], &["logit"], vec![]),
-            node(activation, &["logit"], &["score"], vec![]),
-            node("Greater", &["score", "half"], &["positive"], vec![]),
-            node(
-                "Cast",
-                &["positive"],
-                &["label2d"],
-                vec![AttributeProto {
-                    name: "to".into(),
-                    r#type: 2,
-                    i: 7,
-                    ..Default::default()
-                }],
-            ),
-            node(
-                "Squeeze",
-                &["label2d", "axis1"],
-                &["predicted_label"],
-                vec![],
-            ),
-        ],
-        initializer: vec![
-            float_tensor("w", &[3, 1], &WEIGHTS),
-            float_tensor("b", &[1], &[BIAS]),
-            float_tensor("half", &[1], &[0.5]),
-            TensorProto {
-                name: "axis1".into(),
-                dims: vec![1],
-                data_type: 7,
-                int64_data: vec![1],
-                ..Default::default()
-            },
-        ],
-        input: vec![value_info("input", 1, &[None, Some(3)])],
-        output: vec![
-            value_info("score", 1, &[None, Some(1)]),
-            value_info("predicted_label", 7, &[None]),
-        ],
-        ..Default::default()
-    };
-    model(graph)
+    logistic_graph(&WEIGHTS, BIAS, activation)
 }
 
 /// One stump on feature 1 (`x1 <= 0`, NaN → true): 10 on the true side, 20 on the false side, base 0.5.
@@ -184,13 +75,6 @@ fn stump_regressor() -> Vec<u8> {
         output: vec![value_info("score", 1, &[None, Some(1)])],
         ..Default::default()
     })
-}
-
-fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn manifest(onnx: &[u8], xgboost: bool) -> serde_json::Value {
@@ -538,10 +422,10 @@ fn tampered_truncated_and_missing_packages_are_refused() {
     );
 
     let mut newer = serde_json::from_str::<serde_json::Value>(&manifest).unwrap();
-    newer["manifest_version"] = serde_json::json!(2);
+    newer["manifest_version"] = serde_json::json!(3);
     let error = Package::from_bytes(newer.to_string().as_bytes(), &onnx).unwrap_err();
     assert!(
-        matches!(error, RuntimeError::ManifestVersion { found: 2, .. }),
+        matches!(error, RuntimeError::ManifestVersion { found: 3, .. }),
         "{error}"
     );
 

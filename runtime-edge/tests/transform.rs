@@ -11,12 +11,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
-use indicatif::ProgressBar;
 use serde_json::{json, Value};
 use tern_edge::transform::{
     self, BatchStrategy, DataProcessing, JsonPath, Location, SplitType, TransformConfig,
     TransformError,
 };
+use tern_formats::observe::Progress;
 use tern_runtime::Package;
 use tern_trainer::algorithms::linear_learner::LinearLearner;
 use tern_trainer::algorithms::xgboost::XGBoost;
@@ -164,7 +164,7 @@ fn run_local_with(
         &Location::Local(input.to_path_buf()),
         &Location::Local(output.to_path_buf()),
         config,
-        &ProgressBar::hidden(),
+        &Progress::hidden(),
     )
 }
 

@@ -275,6 +275,12 @@ pub(crate) async fn run(
                 OutputValues::I64(values) => {
                     values.extend(words.iter().map(|&w| i64::from(w as i32)))
                 }
+                OutputValues::Text(_) => {
+                    return Err(execution("outputs")(format!(
+                        "{} is a text output; graphs make numbers",
+                        output.name
+                    )))
+                }
             }
         }
         done += batch_rows;

@@ -137,6 +137,7 @@ fn check(x: &[f32], outputs: &Outputs) {
     let floats = |name: &str| match &outputs.require(name).unwrap().values {
         OutputValues::F32(v) => v.clone(),
         OutputValues::I64(v) => v.iter().map(|&i| i as f32).collect(),
+        OutputValues::Text(_) => panic!("{name} is text"),
     };
     for (r, row) in x.chunks(COLUMNS).enumerate() {
         let at = |name: &str| floats(name)[r * COLUMNS..(r + 1) * COLUMNS].to_vec();

@@ -473,6 +473,12 @@ impl Model {
             .map(|output| match &output.values {
                 OutputValues::F32(values) => JsValue::from(Float32Array::from(values.as_slice())),
                 OutputValues::I64(values) => JsValue::from(BigInt64Array::from(values.as_slice())),
+                OutputValues::Text(values) => JsValue::from(
+                    values
+                        .iter()
+                        .map(|text| JsValue::from_str(text))
+                        .collect::<Array>(),
+                ),
             })
             .collect();
         Ok(tern_outputs(names, &ranks, &shapes, values))

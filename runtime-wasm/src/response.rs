@@ -162,6 +162,14 @@ pub fn response_columns(
             "predictions",
             vec![first("predicted_label", output(predicted_label)?)],
         ),
+        ResponseShape::Fields { .. } => {
+            return Err(WasmError::Runtime(RuntimeError::Output {
+                output: "response".to_string(),
+                message:
+                    "this package answers named fields (text among them): use invoke or predictJson"
+                        .to_string(),
+            }))
+        }
     };
     fields.sort_by_key(|field| field.name);
     Ok(ResponseColumns { key, rows, fields })
@@ -172,6 +180,7 @@ fn first_f32(output: &Output, row: usize) -> f32 {
     match &output.values {
         OutputValues::F32(values) => values[at],
         OutputValues::I64(values) => values[at] as f32,
+        OutputValues::Text(_) => f32::NAN,
     }
 }
 

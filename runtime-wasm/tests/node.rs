@@ -162,6 +162,7 @@ fn node_build_answers_as_the_native_runtime_and_throws_its_messages() {
             let typed = match want.values {
                 tern_runtime::OutputValues::F32(_) => "Float32Array",
                 tern_runtime::OutputValues::I64(_) => "BigInt64Array",
+                tern_runtime::OutputValues::Text(_) => "Array",
             };
             assert_eq!(have["type"], typed, "{name}.run {}", want.name);
             let values: Vec<f32> = have["values"]

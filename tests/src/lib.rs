@@ -2,6 +2,8 @@
 //! datasets and the oracle virtualenv are.
 
 use std::path::{Path, PathBuf};
+
+pub mod text_classifier;
 use std::process::{Command, Output};
 
 /// The repository root.

@@ -523,6 +523,13 @@ fn output_names(manifest: &tern_runtime::Manifest) -> (String, Option<String>) {
         tern_runtime::ResponseShape::Projection { projection } => (projection.clone(), None),
         tern_runtime::ResponseShape::AnomalyScore { score } => (score.clone(), None),
         tern_runtime::ResponseShape::NearestNeighbors { score, .. } => (score.clone(), None),
+        tern_runtime::ResponseShape::Fields { fields, .. } => (
+            fields
+                .first()
+                .map(|field| field.output.clone())
+                .unwrap_or_default(),
+            None,
+        ),
     }
 }
 
@@ -1086,4 +1093,29 @@ fn conformance_matrix() {
     drop(chromium);
     println!("\nconformance matrix (cells: max |package − trainer| / label agreement / verdict; N/A: cannot run there, reason below)\n{table}");
     assert_eq!(failures, 0, "{failures} cell(s) failed:\n{table}");
+}
+
+/// Every algorithm the binary ships has a lowering (the registry pairs them) and at least one conformance case, so an
+/// algorithm cannot join without the matrix proving its packages in every runtime.
+#[test]
+fn every_shipped_algorithm_has_a_lowering_and_a_conformance_case() {
+    let registry = tern_registry::Registry::shipped();
+    let missing: Vec<&str> = registry
+        .entries()
+        .iter()
+        .map(|entry| entry.name())
+        .filter(|&name| !CASES.iter().any(|case| case.algorithm == name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "algorithms without a conformance case in CASES: {missing:?}"
+    );
+    for case in CASES {
+        assert!(
+            registry.find(case.algorithm).is_ok(),
+            "case {:?} names {:?}, which the registry does not ship",
+            case.name,
+            case.algorithm
+        );
+    }
 }

@@ -2,12 +2,16 @@
 //! one every trained model implements ([`Predictor`]: features → SageMaker-shaped predictions).
 
 use ndarray::Array2;
-use serde_json::{json, Value};
+use std::sync::Arc;
+
+use serde_json::Value;
+use tern_formats::response::{Prediction, Score};
 
 use crate::artifact::Artifact;
 use crate::data::{ChannelSpec, FeatureMatrix, TrainingInput};
 use crate::hyperparameters::{HyperparameterError, HyperparameterSpec, Hyperparameters};
 use crate::TrainError;
+use tern_formats::observe::{metric_line, Event, Observer, Progress, StderrLines};
 
 /// A SageMaker built-in algorithm: its hyperparameter table, how it trains, and how its artifact loads.
 ///
@@ -152,26 +156,6 @@ impl Predictions {
     pub fn score_column(&self) -> Vec<f32> {
         self.scores.column(0).to_vec()
     }
-
-    /// One JSON object per row in SageMaker's Linear Learner / generic supervised shape: binary
-    /// `{"score":0.4,"predicted_label":0}`, multiclass `{"score":[…],"predicted_label":2}`, regression `{"score":0.4}`.
-    pub fn to_json_records(&self) -> Vec<Value> {
-        (0..self.scores.nrows())
-            .map(|i| {
-                let row = self.scores.row(i);
-                let label = self.predicted_label.as_ref().map(|l| l[i]);
-                match (self.task, label) {
-                    (Task::MulticlassClassifier { .. }, Some(label)) => {
-                        json!({"score": row.to_vec(), "predicted_label": label as i64})
-                    }
-                    (Task::BinaryClassifier, Some(label)) => {
-                        json!({"score": row[0], "predicted_label": label as i64})
-                    }
-                    _ => json!({"score": row[0]}),
-                }
-            })
-            .collect()
-    }
 }
 
 /// A trained model, ready to predict.
@@ -185,12 +169,59 @@ pub trait Predictor: Send + Sync {
     /// Predicts every row of `features` (which must have [`Predictor::feature_dim`] columns).
     fn predict(&self, features: &FeatureMatrix) -> Result<Predictions, TrainError>;
 
-    /// One SageMaker JSON response object per row; defaults to [`Predictions::to_json_records`].
-    fn response_records(&self, predictions: &Predictions) -> Vec<Value> {
-        predictions.to_json_records()
+    /// Each row's prediction in the algorithm's SageMaker response shape, for [`tern_formats::response`]'s encoder
+    /// (the one runtime-core answers through too). The default follows [`Predictions::task`]: classifiers answer
+    /// `score` (a list for multiclass) and `predicted_label`, regressors and anomaly detectors `score`, clustering
+    /// `closest_cluster` and `distance_to_cluster`, projections `projection`.
+    fn responses(&self, predictions: &Predictions) -> Vec<Prediction> {
+        (0..predictions.scores.nrows())
+            .map(|i| {
+                let row = predictions.scores.row(i);
+                let label = predictions.predicted_label.as_ref().map(|l| l[i]);
+                match (predictions.task, label) {
+                    (Task::MulticlassClassifier { .. }, Some(label)) => Prediction::Scored {
+                        score: Score::List(row.to_vec()),
+                        label: Some(label as i64),
+                    },
+                    (Task::BinaryClassifier, Some(label)) => Prediction::Scored {
+                        score: Score::Value(row[0]),
+                        label: Some(label as i64),
+                    },
+                    (Task::Clustering { .. }, Some(cluster)) => Prediction::Cluster {
+                        cluster,
+                        distance: row[0],
+                    },
+                    (Task::Projection { .. }, _) => Prediction::Projection(row.to_vec()),
+                    _ => Prediction::Scored {
+                        score: Score::Value(row[0]),
+                        label: None,
+                    },
+                }
+            })
+            .collect()
     }
 
-    /// The key of the JSON response's list of records: `predictions` for most algorithms, `projections` for PCA.
+    /// Predicts `features` straight into response records; `verbose`: an `Accept` with `verbose=true`, which
+    /// algorithms with a verbose response (k-NN) answer in full and others ignore, as SageMaker's do.
+    fn predict_responses(
+        &self,
+        features: &FeatureMatrix,
+        verbose: bool,
+    ) -> Result<Vec<Prediction>, TrainError> {
+        let _ = verbose;
+        Ok(self.responses(&self.predict(features)?))
+    }
+
+    /// One SageMaker JSON response object per row: [`Predictor::responses`] as `application/json` lists them.
+    fn response_records(&self, predictions: &Predictions) -> Vec<Value> {
+        self.responses(predictions)
+            .iter()
+            .map(Prediction::to_json)
+            .collect()
+    }
+
+    /// The key of the JSON response's list of records: `predictions` for most algorithms, `projections` for PCA,
+    /// `scores` for Random Cut Forest.
     fn response_key(&self) -> &'static str {
         "predictions"
     }
@@ -203,6 +234,14 @@ pub struct MetricRecord {
     /// The 0-based epoch (or boosting round) it was measured after; `None` for a final value.
     pub epoch: Option<usize>,
     pub value: f64,
+}
+
+impl MetricRecord {
+    /// SageMaker's metric line, `#metric epoch=3 validation:rmse=0.125000` (no `epoch=` for a final value): what
+    /// automatic model tuning's regular expressions read from the log.
+    pub fn line(&self) -> String {
+        metric_line(&self.name, self.epoch, self.value)
+    }
 }
 
 /// Where an algorithm runs its heavy kernels (tern's `--device`; not a SageMaker hyperparameter).
@@ -229,24 +268,31 @@ impl std::str::FromStr for Device {
     }
 }
 
-/// What an algorithm reports through while it trains: a progress bar, per-epoch metrics, log lines; and the
-/// [`Device`] it should run on.
+/// What an algorithm reports through while it trains — progress, per-epoch metrics, log lines, as [`Event`]s to an
+/// [`Observer`] — and the [`Device`] it should run on.
 pub struct TrainingContext {
     quiet: bool,
     metrics: Vec<MetricRecord>,
-    bar: Option<indicatif::ProgressBar>,
+    observer: Arc<dyn Observer>,
     device: Device,
 }
 
 impl TrainingContext {
-    /// A context that draws progress bars and logs to stderr unless `quiet`.
+    /// A context that writes metric and log lines to stderr ([`StderrLines`]) unless `quiet`, when it reports
+    /// nothing (metrics are still recorded).
     pub fn new(quiet: bool) -> Self {
         TrainingContext {
             quiet,
             metrics: Vec::new(),
-            bar: None,
+            observer: Arc::new(StderrLines),
             device: Device::Cpu,
         }
+    }
+
+    /// The context reporting to `observer` (the CLI's progress bars, the Python wheel's callback).
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// The context with `device` selected (the default is [`Device::Cpu`]).
@@ -260,55 +306,40 @@ impl TrainingContext {
         self.device
     }
 
-    /// Starts a progress bar of `total` steps labelled `what` (hidden when quiet or stderr is not a terminal).
-    pub fn start_progress(&mut self, total: u64, what: &str) -> indicatif::ProgressBar {
-        let bar = if self.quiet {
-            indicatif::ProgressBar::hidden()
-        } else {
-            let bar = indicatif::ProgressBar::new(total);
-            let style =
-                indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                    .progress_chars("=> ");
-            bar.set_style(style);
-            bar.set_prefix(what.to_string());
-            bar
-        };
-        self.bar = Some(bar.clone());
-        bar
-    }
-
-    /// Ends the current progress bar, leaving its last line on screen.
-    pub fn finish_progress(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish();
+    fn report(&self, event: Event<'_>) {
+        if !self.quiet {
+            self.observer.observe(&event);
         }
     }
 
-    /// Records a metric and, unless quiet, prints it as SageMaker's built-ins do (`#metric name=value`), which is
-    /// the line automatic model tuning reads.
+    /// Starts a stage of `total` steps labelled `what`.
+    pub fn start_progress(&mut self, total: u64, what: &str) -> Progress {
+        if self.quiet {
+            Progress::hidden()
+        } else {
+            Progress::start(self.observer.clone(), what, total)
+        }
+    }
+
+    /// Ends the current stage.
+    pub fn finish_progress(&mut self) {
+        self.report(Event::Finished);
+    }
+
+    /// Records a metric and reports it; [`StderrLines`] prints it as SageMaker's built-ins do (`#metric
+    /// name=value`), the line automatic model tuning reads.
     pub fn log_metric(&mut self, name: &str, epoch: Option<usize>, value: f64) {
+        self.report(Event::Metric { name, epoch, value });
         self.metrics.push(MetricRecord {
             name: name.to_string(),
             epoch,
             value,
         });
-        let line = match epoch {
-            Some(epoch) => format!("#metric epoch={epoch} {name}={value:.6}"),
-            None => format!("#metric {name}={value:.6}"),
-        };
-        self.log(&line);
     }
 
-    /// Prints an information line to stderr unless quiet, above any progress bar.
+    /// Reports an information line.
     pub fn log(&self, line: &str) {
-        if self.quiet {
-            return;
-        }
-        match &self.bar {
-            Some(bar) if !bar.is_hidden() => bar.println(line),
-            _ => eprintln!("{line}"),
-        }
+        self.report(Event::Log(line));
     }
 
     /// Every metric recorded so far, in order.
@@ -328,5 +359,61 @@ impl TrainingContext {
     /// Whether output is suppressed.
     pub fn is_quiet(&self) -> bool {
         self.quiet
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Keeps every event as text.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl Observer for Recorder {
+        fn observe(&self, event: &Event<'_>) {
+            self.0.lock().unwrap().push(format!("{event:?}"));
+        }
+    }
+
+    #[test]
+    fn a_context_reports_progress_metrics_and_logs_as_events() {
+        let recorder = Arc::new(Recorder::default());
+        let mut context = TrainingContext::new(false).with_observer(recorder.clone());
+        let progress = context.start_progress(3, "epochs");
+        progress.inc(2);
+        progress.set_message("loss 0.5");
+        context.log_metric("train:loss", Some(0), 0.5);
+        context.log("done");
+        context.finish_progress();
+        let events = recorder.0.lock().unwrap().clone();
+        assert_eq!(
+            events,
+            [
+                r#"Started { stage: "epochs", total: 3 }"#,
+                "Advanced { steps: 2 }",
+                r#"Message("loss 0.5")"#,
+                r#"Metric { name: "train:loss", epoch: Some(0), value: 0.5 }"#,
+                r#"Log("done")"#,
+                "Finished",
+            ]
+        );
+        assert_eq!(context.metrics().len(), 1);
+        assert_eq!(
+            context.metrics()[0].line(),
+            "#metric epoch=0 train:loss=0.500000"
+        );
+    }
+
+    #[test]
+    fn a_quiet_context_still_records_metrics_but_reports_nothing() {
+        let recorder = Arc::new(Recorder::default());
+        let mut context = TrainingContext::new(true).with_observer(recorder.clone());
+        context.log_metric("train:loss", None, 0.25);
+        context.start_progress(2, "epochs").inc(1);
+        assert!(recorder.0.lock().unwrap().is_empty());
+        assert_eq!(context.final_metrics()["train:loss"], 0.25);
     }
 }

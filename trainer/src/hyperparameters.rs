@@ -105,6 +105,9 @@ pub struct HyperparameterSpec {
     pub default: Option<&'static str>,
     /// Whether the job fails without it. Conditional requirements live in [`crate::Algorithm::validate`].
     pub required: bool,
+    /// What `auto` means when it means one fixed value (e.g. Linear Learner's `bias_lr_mult`); `None` when the
+    /// algorithm resolves `auto` from the data or other hyperparameters, reading [`Hyperparameters::is_auto`].
+    pub auto_value: Option<&'static str>,
 }
 
 impl HyperparameterSpec {
@@ -116,6 +119,7 @@ impl HyperparameterSpec {
             accepts_auto: false,
             default: Some(default),
             required: false,
+            auto_value: None,
         }
     }
     /// An optional hyperparameter with no default (unset unless given).
@@ -126,6 +130,7 @@ impl HyperparameterSpec {
             accepts_auto: false,
             default: None,
             required: false,
+            auto_value: None,
         }
     }
     /// A required hyperparameter.
@@ -136,11 +141,18 @@ impl HyperparameterSpec {
             accepts_auto: false,
             default: None,
             required: true,
+            auto_value: None,
         }
     }
     /// The same, also accepting `auto`.
     pub const fn or_auto(mut self) -> Self {
         self.accepts_auto = true;
+        self
+    }
+    /// The same, also accepting `auto`, which means `value`: [`Hyperparameters::get`] reads `value` for it.
+    pub const fn auto_means(mut self, value: &'static str) -> Self {
+        self.accepts_auto = true;
+        self.auto_value = Some(value);
         self
     }
 
@@ -246,6 +258,9 @@ pub struct Hyperparameters {
     algorithm: String,
     values: BTreeMap<String, String>,
     given: BTreeMap<String, String>,
+    /// The fixed meaning of `auto` per name that accepts it ([`HyperparameterSpec::or_auto`]): `None` where the
+    /// algorithm resolves it ([`HyperparameterSpec::auto_value`]).
+    auto_values: BTreeMap<String, Option<String>>,
 }
 
 impl Hyperparameters {
@@ -294,10 +309,21 @@ impl Hyperparameters {
                 values.insert(spec.name.to_string(), default.to_string());
             }
         }
+        let auto_values = specs
+            .iter()
+            .filter(|spec| spec.accepts_auto)
+            .map(|spec| {
+                (
+                    spec.name.to_string(),
+                    spec.auto_value.map(str::to_string),
+                )
+            })
+            .collect();
         Ok(Hyperparameters {
             algorithm: algorithm.to_string(),
             values,
             given,
+            auto_values,
         })
     }
 
@@ -360,6 +386,111 @@ impl Hyperparameters {
     pub fn algorithm(&self) -> &str {
         &self.algorithm
     }
+
+    /// The value in force for `name` as a `T`: the one given, else the table's default; `auto` reads as the table's
+    /// [`HyperparameterSpec::auto_value`]. Training code reads defaults only through here, so a default is written
+    /// once, in the table. Errors (a table without a default, an `auto` the algorithm must resolve itself) name the
+    /// hyperparameter; hyperparameters with no default are read with [`Hyperparameters::float`] and its siblings.
+    pub fn get<T: HyperparameterValue>(&self, name: &str) -> Result<T, HyperparameterError> {
+        let text = self
+            .text(name)
+            .ok_or_else(|| HyperparameterError::Missing {
+                name: name.to_string(),
+                expected: format!("a value ({} gives it no default)", self.algorithm),
+            })?;
+        // `auto` is the table's marker only where the spec accepts it; elsewhere it is an ordinary word (XGBoost's
+        // `tree_method=auto`, Linear Learner's `optimizer=auto`).
+        let text = match self.auto_values.get(name) {
+            Some(meaning) if text.eq_ignore_ascii_case("auto") => {
+                meaning
+                    .as_deref()
+                    .ok_or_else(|| HyperparameterError::Invalid {
+                        name: name.to_string(),
+                        value: text.to_string(),
+                        expected: format!(
+                            "{}; {} resolves auto itself",
+                            T::EXPECTED,
+                            self.algorithm
+                        ),
+                    })?
+            }
+            _ => text,
+        };
+        T::parse(text).ok_or_else(|| HyperparameterError::Invalid {
+            name: name.to_string(),
+            value: text.to_string(),
+            expected: T::EXPECTED.to_string(),
+        })
+    }
+
+    /// The value in force for the categorical `name`, as the `choices` entry whose word it is (any case). A word
+    /// with no entry is an error naming it and the words the algorithm handles: never a silent default.
+    pub fn choice<T: Copy>(
+        &self,
+        name: &str,
+        choices: &[(&str, T)],
+    ) -> Result<T, HyperparameterError> {
+        let word = self.get::<String>(name)?;
+        choices
+            .iter()
+            .find(|(choice, _)| choice.eq_ignore_ascii_case(&word))
+            .map(|&(_, value)| value)
+            .ok_or_else(|| HyperparameterError::Invalid {
+                name: name.to_string(),
+                value: word,
+                expected: format!(
+                    "one of {}",
+                    choices
+                        .iter()
+                        .map(|(c, _)| *c)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
+    }
+}
+
+/// A type [`Hyperparameters::get`] reads a value as.
+pub trait HyperparameterValue: Sized {
+    /// What a value of the type looks like, for errors.
+    const EXPECTED: &'static str;
+    fn parse(text: &str) -> Option<Self>;
+}
+
+impl HyperparameterValue for f64 {
+    const EXPECTED: &'static str = "a number";
+    fn parse(text: &str) -> Option<f64> {
+        text.trim().parse().ok().filter(|v: &f64| v.is_finite())
+    }
+}
+
+impl HyperparameterValue for i64 {
+    const EXPECTED: &'static str = "an integer";
+    fn parse(text: &str) -> Option<i64> {
+        parse_integer(text.trim())
+    }
+}
+
+impl HyperparameterValue for usize {
+    const EXPECTED: &'static str = "a non-negative integer";
+    fn parse(text: &str) -> Option<usize> {
+        parse_integer(text.trim()).and_then(|v| usize::try_from(v).ok())
+    }
+}
+
+impl HyperparameterValue for bool {
+    const EXPECTED: &'static str = "true or false";
+    fn parse(text: &str) -> Option<bool> {
+        parse_bool(text.trim())
+    }
+}
+
+/// Words, lower-cased for comparisons (categorical values are checked against the table when parsed).
+impl HyperparameterValue for String {
+    const EXPECTED: &'static str = "a word";
+    fn parse(text: &str) -> Option<String> {
+        Some(text.trim().to_ascii_lowercase())
+    }
 }
 
 #[cfg(test)]
@@ -374,7 +505,59 @@ mod tests {
         HyperparameterSpec::optional("epochs", Kind::at_least(1), "15"),
         HyperparameterSpec::optional("learning_rate", Kind::POSITIVE, "auto").or_auto(),
         HyperparameterSpec::optional("use_bias", Kind::Boolean, "true"),
+        HyperparameterSpec::optional("bias_lr_mult", Kind::POSITIVE, "auto").auto_means("1.5"),
+        HyperparameterSpec::unset("margin", Kind::POSITIVE),
     ];
+
+    #[test]
+    fn get_reads_the_tables_default_and_auto_meaning() {
+        let hp = Hyperparameters::parse(
+            "linear-learner",
+            SPECS,
+            &raw(&[("predictor_type", "regressor"), ("use_bias", "False")]),
+        )
+        .unwrap();
+        assert_eq!(hp.get::<usize>("epochs").unwrap(), 15);
+        assert!(!hp.get::<bool>("use_bias").unwrap());
+        assert_eq!(hp.get::<f64>("bias_lr_mult").unwrap(), 1.5);
+        assert_eq!(hp.get::<String>("predictor_type").unwrap(), "regressor");
+        // A categorical word "auto" (no or_auto) is read as the word.
+        let words: &[HyperparameterSpec] = &[HyperparameterSpec::optional(
+            "optimizer",
+            Kind::Categorical(&["auto", "sgd"]),
+            "auto",
+        )];
+        let optimizer = Hyperparameters::parse("linear-learner", words, &raw(&[])).unwrap();
+        assert_eq!(optimizer.get::<String>("optimizer").unwrap(), "auto");
+        // auto resolved by the algorithm, and no default at all: errors naming the hyperparameter, never a guess.
+        let auto = hp.get::<f64>("learning_rate").unwrap_err().to_string();
+        assert!(
+            auto.contains("learning_rate") && auto.contains("auto"),
+            "{auto}"
+        );
+        let unset = hp.get::<f64>("margin").unwrap_err().to_string();
+        assert!(
+            unset.contains("margin") && unset.contains("no default"),
+            "{unset}"
+        );
+        assert_eq!(hp.float("margin"), None);
+        assert_eq!(
+            hp.choice(
+                "predictor_type",
+                &[("binary_classifier", 0), ("regressor", 1)]
+            )
+            .unwrap(),
+            1
+        );
+        let unhandled = hp
+            .choice("predictor_type", &[("binary_classifier", 0)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unhandled.contains("regressor") && unhandled.contains("binary_classifier"),
+            "{unhandled}"
+        );
+    }
 
     fn raw(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

@@ -17,7 +17,7 @@ use crate::outputs::OutputSet;
 use crate::{algorithms, metrics, plots, TrainError};
 
 /// What a job writes besides the model, and how loudly it runs.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct JobOptions {
     /// No progress bars or log lines.
     pub quiet: bool,
@@ -27,6 +27,8 @@ pub struct JobOptions {
     pub no_plots: bool,
     /// Where the algorithm runs its heavy kernels (`--device`; K-Means' assignment step has a GPU kernel).
     pub device: crate::algorithm::Device,
+    /// Who hears the job's progress, metrics and log lines; `None`: [`crate::observe::StderrLines`].
+    pub observer: Option<std::sync::Arc<dyn crate::observe::Observer>>,
 }
 
 /// The result of a finished job.
@@ -55,6 +57,9 @@ pub fn run(
     input.check(algorithm.name(), algorithm.channels())?;
 
     let mut context = TrainingContext::new(options.quiet).with_device(options.device);
+    if let Some(observer) = &options.observer {
+        context = context.with_observer(observer.clone());
+    }
     let mut artifact = algorithm.train(&hyperparameters, input, &mut context)?;
     if let Some((tensor, index, value)) = artifact.first_non_finite() {
         return Err(TrainError::Algorithm {

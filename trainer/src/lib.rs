@@ -26,6 +26,8 @@ pub mod hyperparameters;
 pub mod job;
 pub mod memory;
 pub mod metrics;
+/// Progress, metric and log events (tern-formats' [`tern_formats::observe`], shared with the runtimes).
+pub use tern_formats::observe;
 pub mod outputs;
 pub mod plots;
 

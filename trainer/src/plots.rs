@@ -1,4 +1,5 @@
-//! Training and evaluation plots: learning curves, ROC and precision-recall curves, as SVG or PNG files.
+//! Training and evaluation plots: learning curves, ROC and precision-recall curves, point lines (K-Means' elbow), as
+//! SVG or PNG files.
 //!
 //! Text is drawn with DejaVu Sans, compiled into the binary (`trainer/assets/fonts/`), so plots render the same on a
 //! machine without fonts or fontconfig. The file format follows the path's extension, `.svg` or `.png`; files are
@@ -375,6 +376,81 @@ pub fn plot_pr_curve(
         points: steps,
         diagonal: false,
         legend_position: SeriesLabelPosition::LowerLeft,
+    };
+    render(&chart, path)
+}
+
+struct PointLine<'a> {
+    caption: &'a str,
+    x_label: &'a str,
+    y_label: &'a str,
+    points: Vec<(f64, f64)>,
+}
+
+impl Chart for PointLine<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.caption, caption_font())
+            .margin(20)
+            .x_label_area_size(60)
+            .y_label_area_size(110)
+            .build_cartesian_2d(
+                padded_range(self.points.iter().map(|&(x, _)| x), 0),
+                padded_range(self.points.iter().map(|&(_, y)| y), 0),
+            )?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_label)
+            .y_desc(self.y_label)
+            .y_label_formatter(&|y| format!("{y:.3e}"))
+            .axis_desc_style(label_font())
+            .label_style(("sans-serif", 16))
+            .draw()?;
+        let color = BLUE.to_rgba();
+        chart.draw_series(LineSeries::new(
+            self.points.iter().copied(),
+            color.stroke_width(3),
+        ))?;
+        chart.draw_series(
+            self.points
+                .iter()
+                .map(|&point| Circle::new(point, 5, color.filled())),
+        )?;
+        Ok(())
+    }
+}
+
+/// Plots `points` (x, y) as one line with a marker per point, in the order given, under `caption`; points with a
+/// non-finite coordinate are left out.
+///
+/// # Errors
+/// [`TrainError::Config`] when `path` does not end in `.svg` or `.png` or no point is finite; [`TrainError::Io`]
+/// when the file cannot be written.
+pub fn plot_points(
+    points: &[(f64, f64)],
+    caption: &str,
+    x_label: &str,
+    y_label: &str,
+    path: &Path,
+) -> Result<(), TrainError> {
+    image_format(path)?;
+    let finite: Vec<(f64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    if finite.is_empty() {
+        return Err(TrainError::Config(format!(
+            "plot {}: no finite points",
+            path.display()
+        )));
+    }
+    let chart = PointLine {
+        caption,
+        x_label,
+        y_label,
+        points: finite,
     };
     render(&chart, path)
 }

@@ -11,7 +11,7 @@
 //!
 //! The response is SageMaker's K-Means shape ([`ResponseShape::Clustering`]).
 
-use tern_runtime::manifest::ResponseShape;
+use tern_runtime::manifest::{Pipeline, ResponseShape};
 use tern_runtime::onnx::{AttributeProto, TensorProto};
 use tern_trainer::algorithms::kmeans::KMeansModel;
 use tern_trainer::Artifact;
@@ -154,5 +154,6 @@ pub fn lower(artifact: &Artifact) -> Result<Lowered, CompileError> {
         score_output: DISTANCE_TO_CLUSTER.into(),
         label_rule: LabelRule::Output(CLOSEST_CLUSTER.into()),
         accepts_missing: false,
+        pipeline: Pipeline::default(),
     })
 }

@@ -24,7 +24,7 @@
 //! float32 `[N]` (the label value, SageMaker's `predicted_label`), `distances` and `labels` float32 `[N, k]` (the
 //! verbose response). The response is [`ResponseShape::NearestNeighbors`].
 
-use tern_runtime::manifest::ResponseShape;
+use tern_runtime::manifest::{Pipeline, ResponseShape};
 use tern_runtime::onnx::{data_type, AttributeProto, NodeProto, TensorProto};
 use tern_trainer::algorithms::knn::{KnnModel, Metric, PredictorType};
 use tern_trainer::Artifact;
@@ -435,5 +435,6 @@ pub fn lower(artifact: &Artifact) -> Result<Lowered, CompileError> {
         score_output: "score".into(),
         label_rule: rule,
         accepts_missing: false,
+        pipeline: Pipeline::default(),
     })
 }

@@ -9,7 +9,7 @@
 //! The normalisation is emitted as `Sub`/`Div` nodes; [`crate::passes`] folds it into `weight` and `bias` exactly
 //! as the trainer's `FoldedWeights` does, and fuses the label scaling into them.
 
-use tern_runtime::manifest::ResponseShape;
+use tern_runtime::manifest::{Pipeline, ResponseShape};
 use tern_runtime::onnx::{data_type, AttributeProto, TensorProto};
 use tern_trainer::algorithms::linear_learner::{LinearModel, Output, PredictorType};
 use tern_trainer::Artifact;
@@ -168,5 +168,6 @@ pub fn lower(artifact: &Artifact) -> Result<Lowered, CompileError> {
         score_output: "score".into(),
         label_rule: rule,
         accepts_missing: false,
+        pipeline: Pipeline::default(),
     })
 }

@@ -13,7 +13,7 @@ pub mod xgboost;
 
 use std::collections::BTreeMap;
 
-use tern_runtime::manifest::{ResponseShape, TensorSpec};
+use tern_runtime::manifest::{Pipeline, ResponseShape, TensorSpec};
 use tern_runtime::Precision;
 use tern_trainer::Artifact;
 
@@ -64,6 +64,9 @@ pub struct Lowered {
     pub label_rule: LabelRule,
     /// Whether the graph reads missing values (NaN) meaningfully; verification rows then include NaN.
     pub accepts_missing: bool,
+    /// The request's path into the graph and out of it: typed request inputs, preprocessing and postprocessing
+    /// steps (empty for feature rows).
+    pub pipeline: Pipeline,
 }
 
 /// The request content types of the algorithms whose SageMaker containers take every dense format (K-Means, PCA,
@@ -80,8 +83,9 @@ pub(crate) fn content_types(types: &[&str]) -> Vec<String> {
     types.iter().map(|t| t.to_string()).collect()
 }
 
-/// Builds a graph node by node with unique names.
-pub(crate) struct GraphBuilder {
+/// Builds a graph node by node with unique names; lowerings outside this crate (a test's, a second trainer crate's)
+/// build theirs with it too.
+pub struct GraphBuilder {
     graph: GraphProto,
 }
 
@@ -175,7 +179,7 @@ impl GraphBuilder {
 }
 
 /// A tensor spec.
-pub(crate) fn spec(name: &str, dtype: &str, shape: &[Option<usize>]) -> TensorSpec {
+pub fn spec(name: &str, dtype: &str, shape: &[Option<usize>]) -> TensorSpec {
     TensorSpec {
         name: name.to_string(),
         dtype: dtype.to_string(),

@@ -8,7 +8,7 @@
 //! calibration sees the raw input, as the `MatMul` reads it). The response is SageMaker's PCA shape
 //! ([`ResponseShape::Projection`]); there are no labels.
 
-use tern_runtime::manifest::ResponseShape;
+use tern_runtime::manifest::{Pipeline, ResponseShape};
 use tern_runtime::onnx::TensorProto;
 use tern_trainer::algorithms::pca::PcaModel;
 use tern_trainer::Artifact;
@@ -108,5 +108,6 @@ pub fn lower(artifact: &Artifact) -> Result<Lowered, CompileError> {
         score_output: PROJECTION.into(),
         label_rule: LabelRule::None,
         accepts_missing: false,
+        pipeline: Pipeline::default(),
     })
 }

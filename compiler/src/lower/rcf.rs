@@ -8,7 +8,7 @@
 //! those precisions for this algorithm. The response is SageMaker's `{"scores":[{"score":…}]}`
 //! ([`ResponseShape::AnomalyScore`]); the threshold label the trainer keeps for test metrics is not part of it.
 
-use tern_runtime::manifest::ResponseShape;
+use tern_runtime::manifest::{Pipeline, ResponseShape};
 use tern_runtime::onnx::AttributeProto;
 use tern_runtime::ops::rcf::{DOMAIN, OP_TYPE, VERSION};
 use tern_runtime::Precision;
@@ -110,5 +110,6 @@ pub fn lower(artifact: &Artifact) -> Result<Lowered, CompileError> {
         score_output: "score".into(),
         label_rule: LabelRule::None,
         accepts_missing: false,
+        pipeline: Pipeline::default(),
     })
 }

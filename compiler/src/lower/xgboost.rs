@@ -11,7 +11,7 @@
 //!   `Cast(margin > 0)` (binary:hinge), `Softmax(axis=1)` (multi:softprob, multi:softmax, which also outputs
 //!   `predicted_label = ArgMax`), identity otherwise. Single-output models reshape `score` to `[N]`.
 
-use tern_runtime::manifest::ResponseShape;
+use tern_runtime::manifest::{Pipeline, ResponseShape};
 use tern_runtime::onnx::{data_type, AttributeProto, TensorProto};
 use tern_trainer::algorithms::xgboost::model::Model;
 use tern_trainer::algorithms::xgboost::model_of;
@@ -223,6 +223,7 @@ pub fn lower(artifact: &Artifact) -> Result<Lowered, CompileError> {
         score_output: "score".into(),
         label_rule,
         accepts_missing: true,
+        pipeline: Pipeline::default(),
     })
 }
 

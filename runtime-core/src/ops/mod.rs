@@ -1,7 +1,7 @@
 //! The two tree ops tern's graphs use that ONNX's core set lacks, each a checked, self-contained evaluator that
 //! both engines run: tern's interpreter ([`crate::interpreter`]) and, with the `tract` feature, tract (registered
 //! under their standard names, so graphs stay plain ONNX that onnxruntime also runs where it knows the op).
-//! [`tree_ensemble_regressor`]: `ai.onnx.ml` `TreeEnsembleRegressor`, which the locked tract-onnx (0.23.9) does not
+//! [`tree_ensemble_regressor`]: `ai.onnx.ml` `TreeEnsembleRegressor`, which the locked tract-onnx does not
 //! register. [`rcf`]: the documented `ai.tern` `RandomCutForestScore`, which has no ONNX equivalent.
 
 use anyhow::{bail, Result};

@@ -1,4 +1,4 @@
-//! `ai.onnx.ml` `TreeEnsembleRegressor` (opset 1–3 attribute set), which the locked tract-onnx (0.23.9) does not
+//! `ai.onnx.ml` `TreeEnsembleRegressor` (opset 1–3 attribute set), which the locked tract-onnx does not
 //! register. Semantics follow the ONNX-ML operator specification and onnxruntime's reading of it:
 //!
 //! - Each tree starts at its root, the node no branch of the tree points to. A branch node compares

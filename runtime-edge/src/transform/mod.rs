@@ -29,8 +29,8 @@ pub mod storage;
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 
-use indicatif::ProgressBar;
 use serde_json::Value;
+use tern_formats::observe::Progress;
 use tern_runtime::{Package, RuntimeError};
 
 pub use jsonpath::{JsonPath, PathError};
@@ -342,7 +342,7 @@ pub fn transform_stream<R: BufRead, W: Write>(
     writer: W,
     config: &TransformConfig,
     source_name: &str,
-    progress: &ProgressBar,
+    progress: &Progress,
 ) -> Result<StreamSummary, TransformError> {
     config.validate()?;
     let mut summary = StreamSummary::default();
@@ -409,7 +409,7 @@ impl<'a, W: Write> Runner<'a, W> {
         reader: R,
         writer: W,
         source_name: &'a str,
-        progress: &ProgressBar,
+        progress: &Progress,
         finished: &mut Finished<'_, W>,
     ) -> Result<(), TransformError> {
         let config = self.config;
@@ -776,7 +776,7 @@ pub fn transform(
     input: &Location,
     output: &Location,
     config: &TransformConfig,
-    progress: &ProgressBar,
+    progress: &Progress,
 ) -> Result<TransformSummary, TransformError> {
     config.validate()?;
     let store = storage::Store::for_locations(input, output)?;

@@ -7,13 +7,12 @@
 //! `artifact.json`'s `model` holds `{"k": k}`; `training_metrics` holds `test:msd` / `test:ssd` when a test channel
 //! was given.
 
-pub mod batches;
 pub mod elbow;
 pub mod train;
 
 use ndarray::Array2;
 use rayon::prelude::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::algorithm::{Algorithm, Predictions, Predictor, Task, TrainingContext};
 use crate::artifact::{Artifact, Tensor};
@@ -37,12 +36,12 @@ static HYPERPARAMETERS: &[Spec] = &[
     Spec::required("k", Kind::at_least(1)),
     Spec::optional("epochs", Kind::at_least(1), "1"),
     Spec::optional("eval_metrics", Kind::Text, "[\"msd\"]"),
-    Spec::optional("extra_center_factor", Kind::at_least(1), "auto").or_auto(),
+    Spec::optional("extra_center_factor", Kind::at_least(1), "auto").auto_means("4"),
     Spec::optional("half_life_time_size", Kind::at_least(0), "0"),
     Spec::optional("init_method", INIT_METHODS, "random"),
     Spec::optional("local_lloyd_init_method", INIT_METHODS, "kmeans++"),
     Spec::optional("local_lloyd_max_iter", Kind::at_least(1), "300"),
-    Spec::optional("local_lloyd_num_trials", Kind::at_least(1), "auto").or_auto(),
+    Spec::optional("local_lloyd_num_trials", Kind::at_least(1), "auto").auto_means("10"),
     Spec::optional("local_lloyd_tol", Kind::closed(0.0, 1.0), "0.0001"),
     Spec::optional("mini_batch_size", Kind::at_least(1), "5000"),
     Spec::optional("seed", Kind::at_least(0), "0"),
@@ -256,17 +255,5 @@ impl Predictor for KMeansModel {
             scores,
             predicted_label: Some(assignments.iter().map(|&(c, _)| c as f32).collect()),
         })
-    }
-
-    /// `{"closest_cluster": 2.0, "distance_to_cluster": 1.5}` per row, as SageMaker's K-Means answers.
-    fn response_records(&self, predictions: &Predictions) -> Vec<Value> {
-        let clusters = predictions.predicted_label.as_deref().unwrap_or(&[]);
-        clusters
-            .iter()
-            .zip(predictions.scores.column(0))
-            .map(|(&cluster, &distance)| {
-                json!({"closest_cluster": cluster, "distance_to_cluster": distance})
-            })
-            .collect()
     }
 }

@@ -6,9 +6,9 @@ use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::batches::MiniBatches;
 use super::{assign, KMeansModel};
 use crate::algorithm::{Device, TrainingContext};
+use crate::data::batches::MiniBatches;
 use crate::data::{Channel, FeatureMatrix};
 use crate::hyperparameters::{HyperparameterError, Hyperparameters};
 use crate::TrainError;
@@ -53,17 +53,16 @@ pub struct KMeansSettings {
     pub seed: u64,
 }
 
-fn init_method(word: Option<String>) -> InitMethod {
-    match word.as_deref() {
-        Some("random") => InitMethod::Random,
-        _ => InitMethod::KMeansPlusPlus,
-    }
-}
+/// `init_method` and `local_lloyd_init_method`'s words.
+const INIT_METHODS: &[(&str, InitMethod)] = &[
+    ("random", InitMethod::Random),
+    ("kmeans++", InitMethod::KMeansPlusPlus),
+];
 
 impl KMeansSettings {
     /// Resolves validated hyperparameters; fails on an `eval_metrics` that is not a list of `msd`/`ssd`.
     pub fn from_hyperparameters(hp: &Hyperparameters) -> Result<Self, HyperparameterError> {
-        let text = hp.text("eval_metrics").unwrap_or("[\"msd\"]");
+        let text = hp.get::<String>("eval_metrics")?;
         let mut eval_metrics = Vec::new();
         for word in text
             .trim()
@@ -89,19 +88,19 @@ impl KMeansSettings {
             }
         }
         Ok(KMeansSettings {
-            k: hp.usize("k").unwrap_or(1),
-            feature_dim: hp.usize("feature_dim").unwrap_or(1),
-            mini_batch_size: hp.usize("mini_batch_size").unwrap_or(5000),
-            epochs: hp.usize("epochs").unwrap_or(1),
-            extra_center_factor: hp.usize("extra_center_factor").unwrap_or(4),
-            init_method: init_method(hp.word("init_method")),
-            local_lloyd_init_method: init_method(hp.word("local_lloyd_init_method")),
-            local_lloyd_max_iter: hp.usize("local_lloyd_max_iter").unwrap_or(300),
-            local_lloyd_num_trials: hp.usize("local_lloyd_num_trials").unwrap_or(10),
-            local_lloyd_tol: hp.float("local_lloyd_tol").unwrap_or(1e-4),
-            half_life_time_size: hp.usize("half_life_time_size").unwrap_or(0),
+            k: hp.get::<usize>("k")?,
+            feature_dim: hp.get::<usize>("feature_dim")?,
+            mini_batch_size: hp.get::<usize>("mini_batch_size")?,
+            epochs: hp.get::<usize>("epochs")?,
+            extra_center_factor: hp.get::<usize>("extra_center_factor")?,
+            init_method: hp.choice("init_method", INIT_METHODS)?,
+            local_lloyd_init_method: hp.choice("local_lloyd_init_method", INIT_METHODS)?,
+            local_lloyd_max_iter: hp.get::<usize>("local_lloyd_max_iter")?,
+            local_lloyd_num_trials: hp.get::<usize>("local_lloyd_num_trials")?,
+            local_lloyd_tol: hp.get::<f64>("local_lloyd_tol")?,
+            half_life_time_size: hp.get::<usize>("half_life_time_size")?,
             eval_metrics,
-            seed: hp.integer("seed").unwrap_or(0) as u64,
+            seed: hp.get::<i64>("seed")? as u64,
         })
     }
 }

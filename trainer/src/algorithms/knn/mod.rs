@@ -35,6 +35,7 @@ use crate::artifact::{Artifact, Tensor};
 use crate::data::{ChannelSpec, FeatureMatrix, TrainingInput};
 use crate::hyperparameters::{HyperparameterError, HyperparameterSpec, Hyperparameters};
 use crate::TrainError;
+use tern_formats::response::Prediction;
 
 pub use index::{InvertedLists, Neighbours, Scorer};
 pub use settings::{IndexType, KnnSettings, Metric, PredictorType, Reduction};
@@ -279,7 +280,10 @@ impl KnnModel {
 
     /// `{"predicted_label": …, "distances": [k], "labels": [k]}` per row: SageMaker's verbose response
     /// (`application/json; verbose=true`), neighbours nearest first.
-    pub fn verbose_records(&self, features: &FeatureMatrix) -> Result<Vec<Value>, TrainError> {
+    pub fn verbose_responses(
+        &self,
+        features: &FeatureMatrix,
+    ) -> Result<Vec<Prediction>, TrainError> {
         let neighbours = self.neighbours_of(features, "input")?;
         let predicted = self.predicted_values(&neighbours);
         let k = neighbours.k.max(1);
@@ -293,8 +297,20 @@ impl KnnModel {
             )
             .map(|(&label, (indices, distances))| {
                 let labels: Vec<f32> = indices.iter().map(|&j| self.labels[j as usize]).collect();
-                json!({"predicted_label": label, "distances": distances, "labels": labels})
+                Prediction::Neighbours {
+                    label,
+                    verbose: Some((distances.to_vec(), labels)),
+                }
             })
+            .collect())
+    }
+
+    /// [`KnnModel::verbose_responses`] as the JSON objects of an `application/json` response.
+    pub fn verbose_records(&self, features: &FeatureMatrix) -> Result<Vec<Value>, TrainError> {
+        Ok(self
+            .verbose_responses(features)?
+            .iter()
+            .map(Prediction::to_json)
             .collect())
     }
 
@@ -539,21 +555,33 @@ impl Predictor for KnnModel {
     }
 
     /// `{"predicted_label": 2.0}` per row, as SageMaker's k-NN answers (the label value; the mean for regressors).
-    fn response_records(&self, predictions: &Predictions) -> Vec<Value> {
-        match &predictions.predicted_label {
+    fn responses(&self, predictions: &Predictions) -> Vec<Prediction> {
+        let labels: Vec<f32> = match &predictions.predicted_label {
             Some(classes) => classes
                 .iter()
-                .map(|&c| {
-                    let value = self.class_values.get(c as usize).copied().unwrap_or(c);
-                    json!({ "predicted_label": value })
-                })
+                .map(|&c| self.class_values.get(c as usize).copied().unwrap_or(c))
                 .collect(),
-            None => predictions
-                .scores
-                .column(0)
-                .iter()
-                .map(|&v| json!({ "predicted_label": v }))
-                .collect(),
+            None => predictions.scores.column(0).to_vec(),
+        };
+        labels
+            .into_iter()
+            .map(|label| Prediction::Neighbours {
+                label,
+                verbose: None,
+            })
+            .collect()
+    }
+
+    /// With `verbose`, every row's neighbours' distances and labels as well ([`KnnModel::verbose_responses`]).
+    fn predict_responses(
+        &self,
+        features: &FeatureMatrix,
+        verbose: bool,
+    ) -> Result<Vec<Prediction>, TrainError> {
+        if verbose {
+            self.verbose_responses(features)
+        } else {
+            Ok(self.responses(&self.predict(features)?))
         }
     }
 }

@@ -232,17 +232,20 @@ impl KnnSettings {
                 Some((reduction, target))
             }
         };
-        let index_type = match hp.text("index_type").unwrap_or("faiss.Flat").to_ascii_lowercase().as_str() {
-            "faiss.ivfflat" => IndexType::IvfFlat,
-            "faiss.ivfpq" => {
-                return Err(HyperparameterError::Invalid {
-                    name: "index_type".into(),
-                    value: "faiss.IVFPQ".into(),
-                    expected: "faiss.Flat or faiss.IVFFlat: tern does not implement product quantization (faiss.IVFPQ)".into(),
-                })
-            }
-            _ => IndexType::Flat,
-        };
+        if hp.get::<String>("index_type")? == "faiss.ivfpq" {
+            return Err(HyperparameterError::Invalid {
+                name: "index_type".into(),
+                value: "faiss.IVFPQ".into(),
+                expected: "faiss.Flat or faiss.IVFFlat: tern does not implement product quantization (faiss.IVFPQ)".into(),
+            });
+        }
+        let index_type = hp.choice(
+            "index_type",
+            &[
+                ("faiss.Flat", IndexType::Flat),
+                ("faiss.IVFFlat", IndexType::IvfFlat),
+            ],
+        )?;
         if hp.text("faiss_index_pq_m").is_some() {
             return Err(conflict(
                 "faiss_index_pq_m, index_type",
@@ -263,8 +266,8 @@ impl KnnSettings {
             metric,
             nlists: hp.usize("faiss_index_ivf_nlists"),
             nprobe: hp.usize("faiss_index_ivf_nprobe"),
-            mini_batch_size: hp.usize("mini_batch_size").unwrap_or(5000),
-            seed: hp.integer("seed").unwrap_or(0) as u64,
+            mini_batch_size: hp.get::<usize>("mini_batch_size")?,
+            seed: hp.get::<i64>("seed")? as u64,
         })
     }
 

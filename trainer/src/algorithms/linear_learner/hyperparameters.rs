@@ -47,7 +47,7 @@ pub const SPECS: &[Spec] = &[
         },
         "auto",
     )
-    .or_auto(),
+    .auto_means("0.9"),
     Spec::optional(
         "beta_2",
         Kind::Float {
@@ -58,9 +58,9 @@ pub const SPECS: &[Spec] = &[
         },
         "auto",
     )
-    .or_auto(),
-    Spec::optional("bias_lr_mult", Kind::POSITIVE, "auto").or_auto(),
-    Spec::optional("bias_wd_mult", Kind::NON_NEGATIVE, "auto").or_auto(),
+    .auto_means("0.999"),
+    Spec::optional("bias_lr_mult", Kind::POSITIVE, "auto").auto_means("1"),
+    Spec::optional("bias_wd_mult", Kind::NON_NEGATIVE, "auto").auto_means("0"),
     Spec::optional(
         "binary_classifier_model_selection_criteria",
         Kind::Categorical(&[
@@ -106,9 +106,9 @@ pub const SPECS: &[Spec] = &[
         "auto",
     ),
     Spec::optional("loss_insensitivity", Kind::POSITIVE, "0.01"),
-    Spec::optional("lr_scheduler_factor", Kind::open(0.0, 1.0), "auto").or_auto(),
-    Spec::optional("lr_scheduler_minimum_lr", Kind::POSITIVE, "auto").or_auto(),
-    Spec::optional("lr_scheduler_step", Kind::at_least(1), "auto").or_auto(),
+    Spec::optional("lr_scheduler_factor", Kind::open(0.0, 1.0), "auto").auto_means("0.99"),
+    Spec::optional("lr_scheduler_minimum_lr", Kind::POSITIVE, "auto").auto_means("1e-5"),
+    Spec::optional("lr_scheduler_step", Kind::at_least(1), "auto").auto_means("100"),
     Spec::optional("margin", Kind::POSITIVE, "1.0"),
     Spec::optional("mini_batch_size", Kind::at_least(1), "1000"),
     Spec::optional(
@@ -121,9 +121,9 @@ pub const SPECS: &[Spec] = &[
         },
         "auto",
     )
-    .or_auto(),
-    Spec::optional("normalize_data", Kind::Boolean, "true").or_auto(),
-    Spec::optional("normalize_label", Kind::Boolean, "auto").or_auto(),
+    .auto_means("0.9"),
+    Spec::optional("normalize_data", Kind::Boolean, "true").auto_means("true"),
+    Spec::optional("normalize_label", Kind::Boolean, "auto").auto_means("true"),
     Spec::optional("num_calibration_samples", Kind::at_least(1), "auto").or_auto(),
     Spec::optional("num_models", Kind::at_least(1), "auto").or_auto(),
     Spec::optional("num_point_for_scaler", Kind::at_least(1), "10000"),
@@ -359,7 +359,7 @@ pub fn resolve(hp: &Hyperparameters) -> Result<Config, HyperparameterError> {
             ),
         ));
     }
-    let epsilon = hp.float("loss_insensitivity").unwrap_or(0.01);
+    let epsilon = hp.get::<f64>("loss_insensitivity")?;
     let loss = match loss_word.as_str() {
         "logistic" => Loss::Logistic,
         "hinge_loss" => Loss::Hinge { margin },
@@ -377,12 +377,16 @@ pub fn resolve(hp: &Hyperparameters) -> Result<Config, HyperparameterError> {
         },
     };
 
-    let optimizer = match word("optimizer").as_str() {
-        "sgd" => OptimizerKind::Sgd,
-        "adagrad" => OptimizerKind::Adagrad,
-        "rmsprop" => OptimizerKind::RmsProp,
-        _ => OptimizerKind::Adam,
-    };
+    let optimizer = hp.choice(
+        "optimizer",
+        &[
+            ("sgd", OptimizerKind::Sgd),
+            ("adagrad", OptimizerKind::Adagrad),
+            ("rmsprop", OptimizerKind::RmsProp),
+            ("adam", OptimizerKind::Adam),
+            ("auto", OptimizerKind::Adam),
+        ],
+    )?;
     let optimizer_parameter =
         |name: &str, used_by: OptimizerKind| -> Result<(), HyperparameterError> {
             if hp.is_given(name) && !hp.is_auto(name) && optimizer != used_by {
@@ -401,7 +405,7 @@ pub fn resolve(hp: &Hyperparameters) -> Result<Config, HyperparameterError> {
     optimizer_parameter("beta_1", OptimizerKind::Adam)?;
     optimizer_parameter("beta_2", OptimizerKind::Adam)?;
 
-    let use_lr_scheduler = hp.boolean("use_lr_scheduler").unwrap_or(true);
+    let use_lr_scheduler = hp.get::<bool>("use_lr_scheduler")?;
     for name in [
         "lr_scheduler_step",
         "lr_scheduler_factor",
@@ -424,7 +428,7 @@ pub fn resolve(hp: &Hyperparameters) -> Result<Config, HyperparameterError> {
                 ));
             }
             Init::Normal {
-                sigma: hp.float("init_sigma").unwrap_or(0.01),
+                sigma: hp.get::<f64>("init_sigma")?,
             }
         }
         _ => {
@@ -435,7 +439,7 @@ pub fn resolve(hp: &Hyperparameters) -> Result<Config, HyperparameterError> {
                 ));
             }
             Init::Uniform {
-                scale: hp.float("init_scale").unwrap_or(0.07),
+                scale: hp.get::<f64>("init_scale")?,
             }
         }
     };
@@ -451,8 +455,8 @@ pub fn resolve(hp: &Hyperparameters) -> Result<Config, HyperparameterError> {
             ),
         ));
     }
-    let target_recall = hp.float("target_recall").unwrap_or(0.8);
-    let target_precision = hp.float("target_precision").unwrap_or(0.8);
+    let target_recall = hp.get::<f64>("target_recall")?;
+    let target_precision = hp.get::<f64>("target_precision")?;
     if hp.is_given("target_recall") && criterion_word != "precision_at_target_recall" {
         return Err(conflict(
             "target_recall, binary_classifier_model_selection_criteria",
@@ -471,17 +475,25 @@ pub fn resolve(hp: &Hyperparameters) -> Result<Config, HyperparameterError> {
             ),
         ));
     }
-    let f_beta = hp.float("f_beta").unwrap_or(1.0);
-    let selection = match criterion_word.as_str() {
-        "f_beta" => SelectionCriterion::FBeta(f_beta),
-        "f1" => SelectionCriterion::FBeta(1.0),
-        "precision_at_target_recall" => SelectionCriterion::PrecisionAtTargetRecall(target_recall),
-        "recall_at_target_precision" => {
-            SelectionCriterion::RecallAtTargetPrecision(target_precision)
-        }
-        "loss_function" | "cross_entropy_loss" => SelectionCriterion::LossFunction,
-        _ => SelectionCriterion::Accuracy,
-    };
+    let f_beta = hp.get::<f64>("f_beta")?;
+    let selection = hp.choice(
+        "binary_classifier_model_selection_criteria",
+        &[
+            ("accuracy", SelectionCriterion::Accuracy),
+            ("f_beta", SelectionCriterion::FBeta(f_beta)),
+            ("f1", SelectionCriterion::FBeta(1.0)),
+            (
+                "precision_at_target_recall",
+                SelectionCriterion::PrecisionAtTargetRecall(target_recall),
+            ),
+            (
+                "recall_at_target_precision",
+                SelectionCriterion::RecallAtTargetPrecision(target_precision),
+            ),
+            ("loss_function", SelectionCriterion::LossFunction),
+            ("cross_entropy_loss", SelectionCriterion::LossFunction),
+        ],
+    )?;
 
     if !binary && hp.is_given("positive_example_weight_mult") {
         return Err(conflict(
@@ -493,7 +505,7 @@ pub fn resolve(hp: &Hyperparameters) -> Result<Config, HyperparameterError> {
         ));
     }
     let positive_example_weight_mult = positive_weight(hp)?;
-    let balance_multiclass_weights = hp.boolean("balance_multiclass_weights").unwrap_or(false);
+    let balance_multiclass_weights = hp.get::<bool>("balance_multiclass_weights")?;
     if balance_multiclass_weights && !multiclass {
         return Err(conflict(
             "balance_multiclass_weights, predictor_type",
@@ -504,7 +516,7 @@ pub fn resolve(hp: &Hyperparameters) -> Result<Config, HyperparameterError> {
         ));
     }
     if let PredictorType::MulticlassClassifier { num_classes } = predictor_type {
-        let k = hp.usize("accuracy_top_k").unwrap_or(3);
+        let k = hp.get::<usize>("accuracy_top_k")?;
         if k > num_classes {
             return Err(conflict(
                 "accuracy_top_k, num_classes",
@@ -523,8 +535,8 @@ pub fn resolve(hp: &Hyperparameters) -> Result<Config, HyperparameterError> {
         }
     }
 
-    let normalize_data = hp.boolean("normalize_data").unwrap_or(true);
-    let normalize_label = regressor && hp.boolean("normalize_label").unwrap_or(true);
+    let normalize_data = hp.get::<bool>("normalize_data")?;
+    let normalize_label = regressor && hp.get::<bool>("normalize_label")?;
     let unbias_label = regressor && hp.boolean("unbias_label").unwrap_or(normalize_label);
 
     Ok(Config {
@@ -534,27 +546,27 @@ pub fn resolve(hp: &Hyperparameters) -> Result<Config, HyperparameterError> {
         optimizer,
         learning_rate: hp.float("learning_rate"),
         default_learning_rate: optimizer.default_learning_rate(),
-        momentum: hp.float("momentum").unwrap_or(0.9),
-        beta_1: hp.float("beta_1").unwrap_or(0.9),
-        beta_2: hp.float("beta_2").unwrap_or(0.999),
-        bias_lr_mult: hp.float("bias_lr_mult").unwrap_or(1.0),
-        bias_wd_mult: hp.float("bias_wd_mult").unwrap_or(0.0),
+        momentum: hp.get::<f64>("momentum")?,
+        beta_1: hp.get::<f64>("beta_1")?,
+        beta_2: hp.get::<f64>("beta_2")?,
+        bias_lr_mult: hp.get::<f64>("bias_lr_mult")?,
+        bias_wd_mult: hp.get::<f64>("bias_wd_mult")?,
         use_lr_scheduler,
-        lr_scheduler_step: hp.usize("lr_scheduler_step").unwrap_or(100),
-        lr_scheduler_factor: hp.float("lr_scheduler_factor").unwrap_or(0.99),
-        lr_scheduler_minimum_lr: hp.float("lr_scheduler_minimum_lr").unwrap_or(1e-5),
-        mini_batch_size: hp.usize("mini_batch_size").unwrap_or(1000),
-        epochs: hp.usize("epochs").unwrap_or(15),
+        lr_scheduler_step: hp.get::<usize>("lr_scheduler_step")?,
+        lr_scheduler_factor: hp.get::<f64>("lr_scheduler_factor")?,
+        lr_scheduler_minimum_lr: hp.get::<f64>("lr_scheduler_minimum_lr")?,
+        mini_batch_size: hp.get::<usize>("mini_batch_size")?,
+        epochs: hp.get::<usize>("epochs")?,
         l1: hp.float("l1"),
         wd: hp.float("wd"),
         init,
-        init_bias: hp.float("init_bias").unwrap_or(0.0),
-        use_bias: hp.boolean("use_bias").unwrap_or(true),
+        init_bias: hp.get::<f64>("init_bias")?,
+        use_bias: hp.get::<bool>("use_bias")?,
         num_models: hp.usize("num_models").unwrap_or(AUTO_NUM_MODELS),
         num_calibration_samples: hp
             .usize("num_calibration_samples")
             .unwrap_or(AUTO_CALIBRATION_SAMPLES),
-        num_point_for_scaler: hp.usize("num_point_for_scaler").unwrap_or(10_000),
+        num_point_for_scaler: hp.get::<usize>("num_point_for_scaler")?,
         normalize_data,
         unbias_data: hp.boolean("unbias_data"),
         normalize_label,
@@ -563,9 +575,9 @@ pub fn resolve(hp: &Hyperparameters) -> Result<Config, HyperparameterError> {
         f_beta,
         positive_example_weight_mult,
         balance_multiclass_weights,
-        accuracy_top_k: hp.usize("accuracy_top_k").unwrap_or(3),
-        early_stopping_patience: hp.usize("early_stopping_patience").unwrap_or(3),
-        early_stopping_tolerance: hp.float("early_stopping_tolerance").unwrap_or(0.001),
-        seed: hp.integer("seed").unwrap_or(0) as u64,
+        accuracy_top_k: hp.get::<usize>("accuracy_top_k")?,
+        early_stopping_patience: hp.get::<usize>("early_stopping_patience")?,
+        early_stopping_tolerance: hp.get::<f64>("early_stopping_tolerance")?,
+        seed: hp.get::<i64>("seed")? as u64,
     })
 }

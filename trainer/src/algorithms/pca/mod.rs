@@ -14,7 +14,7 @@
 pub mod train;
 
 use ndarray::{Array1, Array2};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::algorithm::{Algorithm, Predictions, Predictor, Task, TrainingContext};
 use crate::artifact::{Artifact, Tensor};
@@ -271,15 +271,6 @@ impl Predictor for PcaModel {
     }
 
     /// `{"projection": [..num_components]}` per row, as SageMaker's PCA answers.
-    fn response_records(&self, predictions: &Predictions) -> Vec<Value> {
-        predictions
-            .scores
-            .rows()
-            .into_iter()
-            .map(|row| json!({"projection": row.to_vec()}))
-            .collect()
-    }
-
     fn response_key(&self) -> &'static str {
         "projections"
     }

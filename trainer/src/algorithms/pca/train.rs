@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::PcaModel;
 use crate::algorithm::TrainingContext;
-use crate::algorithms::kmeans::batches::MiniBatches;
+use crate::data::batches::MiniBatches;
 use crate::data::{Channel, FeatureMatrix};
 use crate::hyperparameters::{HyperparameterError, Hyperparameters};
 use crate::TrainError;
@@ -39,8 +39,8 @@ pub struct PcaSettings {
 impl PcaSettings {
     /// Resolves validated hyperparameters; fails when `num_components` exceeds `feature_dim`.
     pub fn from_hyperparameters(hp: &Hyperparameters) -> Result<Self, HyperparameterError> {
-        let feature_dim = hp.usize("feature_dim").unwrap_or(1);
-        let num_components = hp.usize("num_components").unwrap_or(1);
+        let feature_dim = hp.get::<usize>("feature_dim")?;
+        let num_components = hp.get::<usize>("num_components")?;
         if num_components > feature_dim {
             return Err(HyperparameterError::Conflict {
                 names: "num_components, feature_dim".into(),
@@ -49,10 +49,10 @@ impl PcaSettings {
                 ),
             });
         }
-        let extra = hp.integer("extra_components").unwrap_or(-1);
+        let extra = hp.get::<i64>("extra_components")?;
         Ok(PcaSettings {
             feature_dim,
-            mini_batch_size: hp.usize("mini_batch_size").unwrap_or(1000),
+            mini_batch_size: hp.get::<usize>("mini_batch_size")?,
             num_components,
             mode: if hp.word("algorithm_mode").as_deref() == Some("randomized") {
                 Mode::Randomized
@@ -64,8 +64,8 @@ impl PcaSettings {
             } else {
                 extra as usize
             },
-            subtract_mean: hp.boolean("subtract_mean").unwrap_or(true),
-            seed: hp.integer("seed").unwrap_or(0) as u64,
+            subtract_mean: hp.get::<bool>("subtract_mean")?,
+            seed: hp.get::<i64>("seed")? as u64,
         })
     }
 }

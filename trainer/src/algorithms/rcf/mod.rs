@@ -411,15 +411,6 @@ impl Predictor for RcfModel {
     }
 
     /// `{"score": 1.7}` per row, as SageMaker's Random Cut Forest answers.
-    fn response_records(&self, predictions: &Predictions) -> Vec<Value> {
-        predictions
-            .scores
-            .column(0)
-            .iter()
-            .map(|&score| json!({ "score": score }))
-            .collect()
-    }
-
     fn response_key(&self) -> &'static str {
         "scores"
     }

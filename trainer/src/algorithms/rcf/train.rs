@@ -9,7 +9,7 @@ use super::sample::Reservoir;
 use super::tree::Tree;
 use super::RcfModel;
 use crate::algorithm::TrainingContext;
-use crate::algorithms::kmeans::batches::MiniBatches;
+use crate::data::batches::MiniBatches;
 use crate::data::{Channel, Row};
 use crate::hyperparameters::{HyperparameterError, Hyperparameters};
 use crate::TrainError;
@@ -72,12 +72,12 @@ impl RcfSettings {
             }
         }
         Ok(RcfSettings {
-            feature_dim: hp.usize("feature_dim").unwrap_or(1),
-            num_trees: hp.usize("num_trees").unwrap_or(100),
-            num_samples_per_tree: hp.usize("num_samples_per_tree").unwrap_or(256),
+            feature_dim: hp.get::<usize>("feature_dim")?,
+            num_trees: hp.get::<usize>("num_trees")?,
+            num_samples_per_tree: hp.get::<usize>("num_samples_per_tree")?,
             eval_metrics,
-            mini_batch_size: hp.usize("mini_batch_size").unwrap_or(1000),
-            seed: hp.integer("seed").unwrap_or(0) as u64,
+            mini_batch_size: hp.get::<usize>("mini_batch_size")?,
+            seed: hp.get::<i64>("seed")? as u64,
         })
     }
 }

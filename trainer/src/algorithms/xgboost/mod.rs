@@ -48,6 +48,7 @@ use crate::data::{
 };
 use crate::hyperparameters::{HyperparameterError, HyperparameterSpec, Hyperparameters};
 use crate::TrainError;
+use tern_formats::response::{Prediction, Score};
 
 use model::Model;
 use objective::Objective;
@@ -512,14 +513,17 @@ impl Predictor for XGBoostPredictor {
 
     /// SageMaker XGBoost's shape: `{"score": p}` per row, a list of class probabilities for `multi:softprob`, the
     /// class index for `multi:softmax`.
-    fn response_records(&self, predictions: &Predictions) -> Vec<Value> {
+    fn responses(&self, predictions: &Predictions) -> Vec<Prediction> {
         (0..predictions.scores.nrows())
-            .map(|i| match self.model.objective {
-                Objective::MultiSoftprob => json!({"score": predictions.scores.row(i).to_vec()}),
-                Objective::MultiSoftmax => {
-                    json!({"score": predictions.predicted_label.as_ref().map_or(0.0, |l| l[i])})
-                }
-                _ => json!({"score": predictions.scores[[i, 0]]}),
+            .map(|i| {
+                let score = match self.model.objective {
+                    Objective::MultiSoftprob => Score::List(predictions.scores.row(i).to_vec()),
+                    Objective::MultiSoftmax => {
+                        Score::Value(predictions.predicted_label.as_ref().map_or(0.0, |l| l[i]))
+                    }
+                    _ => Score::Value(predictions.scores[[i, 0]]),
+                };
+                Prediction::Scored { score, label: None }
             })
             .collect()
     }

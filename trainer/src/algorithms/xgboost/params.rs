@@ -273,8 +273,8 @@ impl TrainParams {
         let objective_name = hp
             .word("objective")
             .unwrap_or_else(|| "reg:squarederror".into());
-        let tweedie = hp.float("tweedie_variance_power").unwrap_or(1.5);
-        let huber = hp.float("huber_slope").unwrap_or(1.0);
+        let tweedie = hp.get::<f64>("tweedie_variance_power")?;
+        let huber = hp.get::<f64>("huber_slope")?;
         let objective = Objective::from_name(&objective_name, tweedie, huber).ok_or_else(|| {
             invalid(
                 "objective",
@@ -299,15 +299,19 @@ impl TrainParams {
             }
             1
         };
-        let booster = hp.word("booster").unwrap_or_else(|| "gbtree".into());
+        let booster = hp.get::<String>("booster")?;
         let linear = booster == "gblinear";
-        let dart = (booster == "dart").then(|| DartParams {
-            rate_drop: hp.float("rate_drop").unwrap_or(0.0),
-            skip_drop: hp.float("skip_drop").unwrap_or(0.0),
-            one_drop: hp.integer("one_drop") == Some(1),
-            weighted: hp.word("sample_type").as_deref() == Some("weighted"),
-            forest: hp.word("normalize_type").as_deref() == Some("forest"),
-        });
+        let dart = if booster == "dart" {
+            Some(DartParams {
+                rate_drop: hp.get::<f64>("rate_drop")?,
+                skip_drop: hp.get::<f64>("skip_drop")?,
+                one_drop: hp.integer("one_drop") == Some(1),
+                weighted: hp.word("sample_type").as_deref() == Some("weighted"),
+                forest: hp.word("normalize_type").as_deref() == Some("forest"),
+            })
+        } else {
+            None
+        };
         let gradient_based = hp.word("sampling_method").as_deref() == Some("gradient_based");
         if gradient_based && linear {
             return Err(conflict(
@@ -315,11 +319,14 @@ impl TrainParams {
                 "sampling_method=gradient_based samples rows for trees; booster=gblinear grows none",
             ));
         }
-        let tree_method = hp.word("tree_method").unwrap_or_else(|| "auto".into());
-        let grow_policy = match hp.word("grow_policy").as_deref() {
-            Some("lossguide") => GrowPolicy::Lossguide,
-            _ => GrowPolicy::Depthwise,
-        };
+        let tree_method = hp.get::<String>("tree_method")?;
+        let grow_policy = hp.choice(
+            "grow_policy",
+            &[
+                ("depthwise", GrowPolicy::Depthwise),
+                ("lossguide", GrowPolicy::Lossguide),
+            ],
+        )?;
         let exact = tree_method == "exact";
         if exact && grow_policy == GrowPolicy::Lossguide {
             return Err(conflict(
@@ -327,8 +334,8 @@ impl TrainParams {
                 "grow_policy=lossguide requires tree_method hist, approx or auto",
             ));
         }
-        let max_depth = hp.usize("max_depth").unwrap_or(6);
-        let max_leaves = hp.usize("max_leaves").unwrap_or(0);
+        let max_depth = hp.get::<usize>("max_depth")?;
+        let max_leaves = hp.get::<usize>("max_leaves")?;
         if max_depth == 0 && grow_policy == GrowPolicy::Depthwise && max_leaves == 0 {
             return Err(conflict(
                 "max_depth, grow_policy",
@@ -386,33 +393,33 @@ impl TrainParams {
                     0.0
                 });
         Ok(TrainParams {
-            num_round: hp.usize("num_round").unwrap_or(1),
+            num_round: hp.get::<usize>("num_round")?,
             objective,
             num_class,
             // gblinear's defaults differ from the trees': learning rate 0.5 and no L2 unless given.
             eta: if linear && !hp.is_given("eta") {
                 0.5
             } else {
-                hp.float("eta").unwrap_or(0.3)
+                hp.get::<f64>("eta")?
             },
-            gamma: hp.float("gamma").unwrap_or(0.0),
+            gamma: hp.get::<f64>("gamma")?,
             max_depth,
             max_leaves,
-            min_child_weight: hp.float("min_child_weight").unwrap_or(1.0),
+            min_child_weight: hp.get::<f64>("min_child_weight")?,
             max_delta_step,
             lambda: if linear && !hp.is_given("lambda") {
                 0.0
             } else {
-                hp.float("lambda").unwrap_or(1.0)
+                hp.get::<f64>("lambda")?
             },
-            alpha: hp.float("alpha").unwrap_or(0.0),
-            subsample: hp.float("subsample").unwrap_or(1.0),
-            colsample_bytree: hp.float("colsample_bytree").unwrap_or(1.0),
-            colsample_bylevel: hp.float("colsample_bylevel").unwrap_or(1.0),
-            colsample_bynode: hp.float("colsample_bynode").unwrap_or(1.0),
-            scale_pos_weight: hp.float("scale_pos_weight").unwrap_or(1.0),
+            alpha: hp.get::<f64>("alpha")?,
+            subsample: hp.get::<f64>("subsample")?,
+            colsample_bytree: hp.get::<f64>("colsample_bytree")?,
+            colsample_bylevel: hp.get::<f64>("colsample_bylevel")?,
+            colsample_bynode: hp.get::<f64>("colsample_bynode")?,
+            scale_pos_weight: hp.get::<f64>("scale_pos_weight")?,
             base_score: hp.float("base_score"),
-            max_bin: hp.usize("max_bin").unwrap_or(256),
+            max_bin: hp.get::<usize>("max_bin")?,
             exact,
             grow_policy,
             early_stopping_rounds: hp.usize("early_stopping_rounds"),
@@ -420,9 +427,9 @@ impl TrainParams {
             monotone,
             interaction,
             csv_weights: hp.integer("csv_weights") == Some(1),
-            seed: hp.integer("seed").unwrap_or(0) as u64,
+            seed: hp.get::<i64>("seed")? as u64,
             nthread: hp.usize("nthread"),
-            verbosity: hp.integer("verbosity").unwrap_or(1) as u8,
+            verbosity: hp.get::<i64>("verbosity")? as u8,
             linear,
             dart,
             gradient_based,

@@ -1,5 +1,5 @@
 //! Mini-batches read from one pass of a channel, every record checked (width, finite values) and numbered, for the
-//! streaming algorithms (K-Means, PCA). Memory is bounded by one batch; sparse records stay sparse.
+//! streaming algorithms (K-Means, PCA, Random Cut Forest). Memory is bounded by one batch; sparse records stay sparse.
 
 use ndarray::Array2;
 use tern_formats::{Features, RecordStream};

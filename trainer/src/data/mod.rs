@@ -11,6 +11,8 @@ use tern_formats::{ContentType, Features, Record, RecordStream};
 
 use crate::TrainError;
 
+pub mod batches;
+
 /// A sparse matrix in compressed-row form; absent entries are 0 for linear models and missing for trees.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CsrMatrix {
