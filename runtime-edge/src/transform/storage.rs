@@ -63,7 +63,6 @@ impl Location {
                     && (prefix.is_empty()
                         || meta.location.as_ref().starts_with(&format!("{prefix}/")))
             }
-            #[cfg(feature = "s3")]
             _ => false,
         }
     }
