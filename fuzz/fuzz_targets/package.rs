@@ -13,7 +13,10 @@ use sha2::{Digest, Sha256};
 use tern_runtime::{EngineKind, Package};
 
 fn manifest_for(graph: &[u8]) -> String {
-    let digest: String = Sha256::digest(graph).iter().map(|b| format!("{b:02x}")).collect();
+    let digest: String = Sha256::digest(graph)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     serde_json::json!({
         "manifest_version": 1,
         "tern_version": "0.1.0",
