@@ -177,7 +177,8 @@ impl Artifact {
     /// most [`MAX_META_BYTES`]; `weights.safetensors` and the algorithm's own files (named `<algorithm>-…`, such as
     /// `xgboost-model.json`) together at most [`MAX_EXPANSION`] times the archive's compressed size (at least
     /// [`MIN_EXPANDED_BYTES`]) and what the process may allocate ([`crate::memory`]). Other entries, and entries
-    /// that are not plain files, are skipped without being read.
+    /// that are not plain files, are skipped without being read; entries before `artifact.json`, whose algorithm is
+    /// not yet known, are read within the same bounds and dropped unless they are its files.
     pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Artifact, TrainError> {
         let error = |message: String| TrainError::Artifact {
             path: name.to_string(),
@@ -249,6 +250,8 @@ impl Artifact {
         let weights = files
             .remove(WEIGHTS_FILE)
             .ok_or_else(|| error(format!("{WEIGHTS_FILE} is missing")))?;
+        let algorithm_files = format!("{}-", meta.algorithm);
+        files.retain(|file_name, _| file_name.starts_with(&algorithm_files));
         let tensors =
             read_safetensors(&weights).map_err(|e| error(format!("{WEIGHTS_FILE}: {e}")))?;
         Ok(Artifact {
@@ -409,6 +412,36 @@ mod tests {
             .insert("notes.txt".into(), b"not the algorithm's".to_vec());
         let back = Artifact::from_bytes(&artifact.to_bytes().unwrap(), "m").unwrap();
         assert_eq!(back, sample());
+    }
+
+    #[test]
+    fn entries_before_the_metadata_are_kept_only_if_they_are_the_algorithms() {
+        // Found by the `artifact` fuzz target: another algorithm's file ahead of artifact.json was returned.
+        let artifact = sample();
+        let meta = serde_json::to_vec(&artifact.meta).unwrap();
+        let weights = artifact.safetensors_bytes().unwrap();
+        let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut builder = tar::Builder::new(encoder);
+        for (name, bytes) in [
+            ("kmeans-centroids.json", &b"{}"[..]),
+            ("notes.txt", b"not the algorithm's"),
+            ("linear-learner-notes.txt", b"hi"),
+            ("artifact.json", &meta),
+            ("weights.safetensors", &weights),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder.append_data(&mut header, name, bytes).unwrap();
+        }
+        let bytes = builder.into_inner().unwrap().finish().unwrap();
+        let read = Artifact::from_bytes(&bytes, "m").unwrap();
+        assert_eq!(
+            read.files.keys().collect::<Vec<_>>(),
+            ["linear-learner-notes.txt"]
+        );
+        assert_eq!(read, artifact);
     }
 
     #[test]
