@@ -12,7 +12,8 @@
 # Prints one line per target (also appended, dated, to fuzz/logs/summary.tsv; libFuzzer's output is in
 # fuzz/logs/<target>.log):
 #   target  seconds  executions  exec/s  crashes
-# `executions` is libFuzzer's final stat::number_of_executed_units. A crash, timeout or out-of-memory ends that
+# `seconds` are the seconds libFuzzer fuzzed (building is not counted), `executions` its final
+# stat::number_of_executed_units, `exec/s` its stat::average_exec_per_sec. A crash, timeout or out-of-memory ends that
 # target's run and leaves its reproducer in fuzz/artifacts/<target>/ (replay it with
 # `cargo +nightly fuzz run -a <target> <file>`); the script goes on to the other targets and exits 1 at the end.
 #
@@ -59,12 +60,19 @@ for target in "${targets[@]}"; do
     [ -d "seeds/$target" ] && corpora+=("seeds/$target")
     before=$(find "$artifacts" -type f | wc -l)
     log="logs/$target.log"
+    if ! "${cargo_fuzz[@]}" build -a "$target" >"$log" 2>&1; then
+        echo "$target: the build failed; see fuzz/$log" >&2
+        status=1
+        continue
+    fi
     start=$(date +%s)
     # shellcheck disable=SC2046
     "${cargo_fuzz[@]}" run -a "$target" "${corpora[@]}" -- \
         -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-30}" -print_final_stats=1 \
-        $(extra_flags "$target") >"$log" 2>&1 || true
-    elapsed=$(($(date +%s) - start))
+        $(extra_flags "$target") >>"$log" 2>&1 || true
+    # libFuzzer's own count of the seconds it fuzzed; the wall clock when it stopped on a crash.
+    elapsed=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -n 1)
+    elapsed=${elapsed:-$(($(date +%s) - start))}
     executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
     crashes=$(($(find "$artifacts" -type f | wc -l) - before))
