@@ -201,7 +201,7 @@ impl Predictor for TextModel {
             predicted_label: Some(
                 scores
                     .iter()
-                    .map(|&s| f32::from(u8::from(s > 0.5)))
+                    .map(|&s| f32::from(u8::from(s >= 0.5)))
                     .collect(),
             ),
             scores: ndarray::Array2::from_shape_vec((rows, 1), scores)
@@ -244,14 +244,14 @@ impl Lowering for TextClassifierLowering {
         let w = graph.initializer(TensorProto::from_f32("w", &[buckets, 1], &weights.data));
         let b = graph.initializer(TensorProto::from_f32("b", &[1], &bias.data));
         let half = graph.initializer(TensorProto::from_f32("half", &[], &[0.5]));
-        let axis = graph.initializer(TensorProto::from_i64("axis", &[1], &[1]));
+        let flat = graph.initializer(TensorProto::from_i64("flat_shape", &[1], &[-1]));
         let product = graph.node("MatMul", "", &["input", &w], "product", vec![]);
         let logit = graph.node("Add", "", &[&product, &b], "logit", vec![]);
         let score = graph.logistic(&logit, "score");
-        let positive = graph.node("Greater", "", &[&score, &half], "positive", vec![]);
+        let positive = graph.node("GreaterOrEqual", "", &[&score, &half], "positive", vec![]);
         let to_int64 = AttributeProto::int("to", i64::from(data_type::INT64));
         let label = graph.node("Cast", "", &[&positive], "label_2d", vec![to_int64]);
-        graph.node("Squeeze", "", &[&label, &axis], "predicted_label", vec![]);
+        graph.node("Reshape", "", &[&label, &flat], "predicted_label", vec![]);
         let outputs = vec![
             spec("score", "float32", &[None, Some(1)]),
             spec("predicted_label", "int64", &[None]),

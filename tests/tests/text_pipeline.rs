@@ -122,8 +122,9 @@ fn a_text_algorithm_trains_compiles_and_answers_alike_in_every_runtime() {
             .unwrap()
         })
         .collect();
-    let features =
-        FeatureMatrix::Dense(ndarray::Array2::from_shape_vec((texts.len(), buckets), rows).unwrap());
+    let features = FeatureMatrix::Dense(
+        ndarray::Array2::from_shape_vec((texts.len(), buckets), rows).unwrap(),
+    );
     let predictions = predictor.predict(&features).unwrap();
     let mut encoder = ResponseEncoder::new(ResponseType::Json, "predictions", Vec::new());
     for prediction in predictor.responses(&predictions) {
@@ -169,7 +170,13 @@ fn a_text_algorithm_trains_compiles_and_answers_alike_in_every_runtime() {
         let out = work.path().join("wasm.json");
         let run = Command::new("node")
             .arg(repo_root().join("runtime-wasm/node/invoke.mjs"))
-            .args([path(&dir), path(&body), "text/plain", "application/json", path(&out)])
+            .args([
+                path(&dir),
+                path(&body),
+                "text/plain",
+                "application/json",
+                path(&out),
+            ])
             .output()
             .expect("node is required: run scripts/setup-web.sh");
         assert!(
@@ -187,7 +194,10 @@ fn a_text_algorithm_trains_compiles_and_answers_alike_in_every_runtime() {
             "{} is missing: run scripts/setup-web.sh",
             node_build.display()
         );
-        eprintln!("wasm (node): skipped, {} is not built", node_build.display());
+        eprintln!(
+            "wasm (node): skipped, {} is not built",
+            node_build.display()
+        );
     }
 
     for (runtime, answer) in &answers {

@@ -312,12 +312,7 @@ impl Hyperparameters {
         let auto_values = specs
             .iter()
             .filter(|spec| spec.accepts_auto)
-            .map(|spec| {
-                (
-                    spec.name.to_string(),
-                    spec.auto_value.map(str::to_string),
-                )
-            })
+            .map(|spec| (spec.name.to_string(), spec.auto_value.map(str::to_string)))
             .collect();
         Ok(Hyperparameters {
             algorithm: algorithm.to_string(),
@@ -400,9 +395,9 @@ impl Hyperparameters {
             })?;
         // `auto` is the table's marker only where the spec accepts it; elsewhere it is an ordinary word (XGBoost's
         // `tree_method=auto`, Linear Learner's `optimizer=auto`).
-        let text = match self.auto_values.get(name) {
-            Some(meaning) if text.eq_ignore_ascii_case("auto") => {
-                meaning
+        let text =
+            match self.auto_values.get(name) {
+                Some(meaning) if text.eq_ignore_ascii_case("auto") => meaning
                     .as_deref()
                     .ok_or_else(|| HyperparameterError::Invalid {
                         name: name.to_string(),
@@ -412,10 +407,9 @@ impl Hyperparameters {
                             T::EXPECTED,
                             self.algorithm
                         ),
-                    })?
-            }
-            _ => text,
-        };
+                    })?,
+                _ => text,
+            };
         T::parse(text).ok_or_else(|| HyperparameterError::Invalid {
             name: name.to_string(),
             value: text.to_string(),
